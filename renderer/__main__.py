@@ -1,0 +1,5 @@
+"""`python -m renderer`: the same as the `dossier` command."""
+
+from .cli import main
+
+main()

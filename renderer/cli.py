@@ -1,0 +1,147 @@
+"""Command line: argument parsing and messages only; every command is a few lines over the API."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+
+EXIT_CODES = """Exit codes: 0 success; 1 invalid input (every problem is listed as
+path:line: field: message); 2 wrong usage."""
+
+records_option = click.option(
+    "--records",
+    "records_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="records",
+    show_default=True,
+    help="Folder of <slug>.yaml records.",
+)
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Project config file [default: ./dossier.toml when present].",
+)
+
+
+def reports_invalid_input(command):
+    """Turn InvalidInput into its list of problems on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .problems import InvalidInput
+
+        try:
+            return command(*args, **kwargs)
+        except InvalidInput as error:
+            show_problems(error.problems)
+            raise SystemExit(1) from None
+
+    return wrapper
+
+
+def show_problems(problems) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+
+
+@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dossier", message="dossier %(version)s")
+def main() -> None:
+    """Turn specimen records (YAML) into one-page case-file PDFs, a compendium and e-mails."""
+
+
+@main.command(epilog=EXIT_CODES)
+@records_option
+@config_option
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@reports_invalid_input
+def check(records_dir: Path, config_path: Path | None, strict: bool) -> None:
+    """Validate every record and report every problem at once."""
+    from .config import load_config
+    from .records import check_catalog
+
+    load_config(config_path)
+    entries, problems = check_catalog(records_dir)
+    show_problems(problems)
+    errors = [p for p in problems if p.is_error or strict]
+    warnings = len(problems) - len([p for p in problems if p.is_error])
+    summary = f"{len(entries)} valid record(s), {len(errors)} error(s), {warnings} warning(s)"
+    if errors:
+        click.echo(summary, err=True)
+        raise SystemExit(1)
+    click.echo(summary)
+
+
+@main.command("import", epilog=EXIT_CODES)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@records_option
+@config_option
+@click.option("--force", is_flag=True, help="Overwrite records that already exist.")
+@reports_invalid_input
+def import_(files: tuple[Path, ...], records_dir: Path, config_path: Path | None, force: bool):
+    """Import records from the scraped FILE RECORD text format into <records>/<slug>.yaml."""
+    from .config import load_config
+    from .fileio import write_atomic
+    from .problems import InvalidInput
+    from .records import dump_record
+    from .textimport import import_file
+
+    load_config(config_path)
+    failed = False
+    for file in files:
+        try:
+            record = import_file(file)
+        except InvalidInput as error:
+            show_problems(error.problems)
+            failed = True
+            continue
+        target = records_dir / f"{record.slug}.yaml"
+        if target.exists() and not force:
+            click.echo(f"{file}: {target} already exists; use --force to overwrite it", err=True)
+            failed = True
+            continue
+        write_atomic(target, dump_record(record).encode())
+        click.echo(str(target))
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the schema to this file instead of printing it.",
+)
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of a record (records point editors at schema/record.schema.json)."""
+    from .fileio import write_atomic
+    from .model import json_schema
+
+    text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomic(output, text.encode())
+        click.echo(str(output))
+
+
+@main.command(epilog=EXIT_CODES)
+@records_option
+@config_option
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@reports_invalid_input
+def build(records_dir: Path, config_path: Path | None, strict: bool) -> None:
+    """Check the catalog, then build everything it makes under out/."""
+    from .config import load_config
+    from .records import load_catalog
+
+    load_config(config_path)
+    catalog = load_catalog(records_dir, strict=strict)
+    show_problems(catalog.warnings)
+    click.echo(f"{len(catalog)} record(s) checked; rendering is not built yet")

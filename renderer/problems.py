@@ -1,0 +1,47 @@
+"""Problems found in input files, reported all at once as `path:line: field: message`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in one input file; `line` and `field` are given where known."""
+
+    path: str
+    line: int | None
+    field: str
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        prefix = "warning: " if self.severity is Severity.WARNING else ""
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}: {prefix}{field}{self.message}"
+
+    def sort_key(self) -> tuple:
+        return (self.path, self.line or 0, self.field, self.message)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+class InvalidInput(Exception):
+    """Raised with every problem found when input cannot be used; the CLI exits 1."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=Problem.sort_key)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+def errors_in(problems: list[Problem]) -> list[Problem]:
+    return [problem for problem in problems if problem.is_error]

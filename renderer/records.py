@@ -1,0 +1,250 @@
+"""Records: read YAML files safely, validate them into the model, report every problem at once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .model import PATTERN_HINTS, Record
+from .problems import InvalidInput, Problem, Severity, errors_in
+from .yamlsource import YamlDocument, YamlProblem, decode, parse
+
+RECORD_SUFFIXES = (".yaml", ".yml")
+SCHEMA_COMMENT = "# yaml-language-server: $schema=../schema/record.schema.json\n"
+MAX_RECORD_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A valid record and the file it came from."""
+
+    record: Record
+    path: Path
+    document: YamlDocument | None = None
+
+    def line_of(self, location: tuple) -> int | None:
+        return self.document.line_of(location) if self.document else None
+
+    @property
+    def slug(self) -> str:
+        return self.record.slug
+
+
+@dataclass
+class Catalog:
+    """Every valid record of a folder, by slug in file-name order, plus the warnings found."""
+
+    entries: dict[str, Entry]
+    warnings: list[Problem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries.values())
+
+    def __contains__(self, slug: str) -> bool:
+        return slug in self.entries
+
+    def __getitem__(self, slug: str) -> Entry:
+        return self.entries[slug]
+
+
+def read_record(path: Path) -> tuple[Entry | None, list[Problem]]:
+    """Parse and validate one record file; the entry is None when there are errors."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        return None, [Problem(name, None, "", f"cannot read: {error.strerror}")]
+    if len(raw) > MAX_RECORD_BYTES:
+        size = f"{len(raw) / 1e6:.1f} MB"
+        return None, [Problem(name, None, "", f"file is {size}; records are at most 1 MB")]
+    try:
+        document = parse(decode(raw))
+    except YamlProblem as error:
+        return None, [Problem(name, error.line, "", error.message)]
+    record, problems = validate(document, name)
+    return (Entry(record, path, document) if record else None), problems
+
+
+def validate(document: YamlDocument, name: str) -> tuple[Record | None, list[Problem]]:
+    """Validate parsed YAML into a Record, translating every error to a located problem."""
+    if not isinstance(document.data, dict):
+        kind = type(document.data).__name__
+        message = f"a record is a mapping of fields (title: ..., salary: ...), not a {kind}"
+        return None, [Problem(name, 1, "", message)]
+    try:
+        record = Record.model_validate(document.data)
+    except ValidationError as error:
+        return None, [_problem(name, document, detail) for detail in error.errors()]
+    return record, []
+
+
+def _problem(name: str, document: YamlDocument, detail: dict) -> Problem:
+    location = tuple(detail["loc"])
+    kind = detail["type"]
+    if kind == "missing":
+        parent = location[:-1]
+        return Problem(
+            name, document.line_of(parent), field_path(location), "required field is missing"
+        )
+    if kind == "extra_forbidden":
+        message = "unknown field" + _suggestion(location)
+    elif kind == "value_error":
+        message = detail["msg"].removeprefix("Value error, ")
+    elif kind == "string_pattern_mismatch":
+        pattern = detail["ctx"]["pattern"]
+        hint = PATTERN_HINTS.get(pattern, f"text matching {pattern}")
+        message = f"expected {hint} (got {_shorten(detail['input'])})"
+    else:
+        message = f"{_lower_first(detail['msg'])} (got {_shorten(detail['input'])})"
+    return Problem(name, document.line_of(location), field_path(location), message)
+
+
+def field_path(location: tuple) -> str:
+    """('metrics', 2, 'name') -> 'metrics[2].name'."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")
+
+
+def _suggestion(location: tuple) -> str:
+    allowed = _fields_at(location[:-1])
+    close = difflib.get_close_matches(str(location[-1]), allowed, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (allowed: {', '.join(allowed)})" if allowed else ""
+
+
+def _fields_at(location: tuple) -> list[str]:
+    """The field names the model accepts at a location, found by walking the annotations."""
+    kind: object = Record
+    for part in location:
+        kind = _unwrap(kind)
+        if isinstance(part, int):
+            kind = typing.get_args(kind)[0] if typing.get_args(kind) else None
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            kind = kind.model_fields[part].annotation if part in kind.model_fields else None
+        else:
+            return []
+    kind = _unwrap(kind)
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return list(kind.model_fields)
+    return []
+
+
+def _unwrap(kind: object) -> object:
+    """`Case | None` -> `Case`."""
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        return options[0] if len(options) == 1 else kind
+    return kind
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _shorten(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def record_paths(directory: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in directory.iterdir()
+        if path.suffix in RECORD_SUFFIXES and not path.name.startswith(".")
+    )
+
+
+def check_catalog(directory: Path) -> tuple[list[Entry], list[Problem]]:
+    """Every record of a folder that is valid, and every problem in the folder."""
+    if not directory.is_dir():
+        return [], [Problem(str(directory), None, "", "records folder not found")]
+    paths = record_paths(directory)
+    if not paths:
+        return [], [Problem(str(directory), None, "", "no records (*.yaml) in this folder")]
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    for path in paths:
+        entry, found = read_record(path)
+        problems += found
+        if entry is not None:
+            entries.append(entry)
+    # an invalid record is still in the catalog: links to it are not "outside" links
+    problems += _catalog_problems(entries, {path.stem for path in paths})
+    return entries, sorted(problems, key=Problem.sort_key)
+
+
+def _catalog_problems(entries: list[Entry], file_slugs: set[str]) -> list[Problem]:
+    """Problems between records: names, duplicate slugs, related links."""
+    problems = []
+    slug_counts = Counter(entry.slug for entry in entries)
+    known = set(slug_counts) | file_slugs
+    for entry in entries:
+        name, title_line = str(entry.path), entry.line_of(("title",))
+        if entry.path.stem != entry.slug:
+            message = f"file name does not match the title's slug; rename to {entry.slug}.yaml"
+            problems.append(Problem(name, title_line, "title", message))
+        if slug_counts[entry.slug] > 1:
+            others = [str(e.path) for e in entries if e.slug == entry.slug and e is not entry]
+            message = f"slug {entry.slug!r} is also used by {', '.join(others)}"
+            problems.append(Problem(name, title_line, "title", message))
+        for index, related in enumerate(entry.record.related):
+            where, line = f"related[{index}].slug", entry.line_of(("related", index, "slug"))
+            if related.target == entry.slug:
+                problems.append(Problem(name, line, where, "a specimen cannot relate to itself"))
+            elif related.target not in known:
+                message = f"{related.target!r} is not in this catalog; it will link to the web only"
+                problems.append(Problem(name, line, where, message, Severity.WARNING))
+    return problems
+
+
+def load_catalog(directory: str | Path = "records", *, strict: bool = False) -> Catalog:
+    """The catalog of a folder; raises InvalidInput listing every error (and warning if strict)."""
+    entries, problems = check_catalog(Path(directory))
+    fatal = problems if strict else errors_in(problems)
+    if fatal:
+        raise InvalidInput(fatal)
+    warnings = [problem for problem in problems if not problem.is_error]
+    return Catalog({entry.slug: entry for entry in entries}, warnings)
+
+
+def load_record(path: str | Path) -> Entry:
+    """One valid record file; raises InvalidInput with every problem."""
+    entry, problems = read_record(Path(path))
+    if entry is None:
+        raise InvalidInput(problems)
+    return entry
+
+
+def dump_record(record: Record) -> str:
+    """YAML text for a record, pointing editors at the JSON Schema."""
+    data = record.model_dump(mode="python", exclude_none=True)
+    if not data.get("case"):
+        data.pop("case", None)
+    body = yaml.dump(data, Dumper=_RecordDumper, sort_keys=False, allow_unicode=True, width=88)
+    return SCHEMA_COMMENT + body
+
+
+class _RecordDumper(yaml.SafeDumper):
+    """Quotes every clock time, so that `09:00` and `10:00` look alike to any reader."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "'" if re.fullmatch(r"\d\d:\d\d", text) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_RecordDumper.add_representer(str, _represent_text)

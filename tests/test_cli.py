@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from renderer.cli import main
+from tests.conftest import SEED_SLUG, SEED_TEXT, SEED_YAML
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert main.commands[command].help
+    assert "Exit codes: 0 success; 1 invalid input" in result.output
+
+
+def test_help_starts_fast_without_weasyprint_or_pydantic():
+    code = (
+        "import sys\nfrom renderer.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('weasyprint', 'pydantic', 'yaml') if m in sys.modules))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert output.stdout.strip().endswith("[]")
+
+
+def test_check_passes_on_the_committed_catalog():
+    result = run("check", "--strict")
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "16 valid record(s), 0 error(s), 0 warning(s)\n",
+    )
+
+
+def test_check_lists_every_problem_and_exits_1(catalog_dir: Path):
+    seed = catalog_dir / f"{SEED_SLUG}.yaml"
+    seed.write_text(seed.read_text().replace("percent: 85", "percent: 850"), encoding="utf-8")
+    (catalog_dir / "sdet.yaml").write_text("title: SDET\ntitle: again\n", encoding="utf-8")
+    result = run("check", "--records", catalog_dir)
+    percent_line = seed.read_text().splitlines().index("  percent: 850") + 1
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{catalog_dir}/sdet.yaml:2: duplicate key 'title' (first on line 1)",
+        f"{seed}:{percent_line}: flight_risk.percent: input should be less than or equal to 100"
+        " (got 850)",
+        "14 valid record(s), 2 error(s), 0 warning(s)",
+    ]
+
+
+def test_wrong_usage_exits_2():
+    assert run("check", "--no-such-option").exit_code == 2
+    assert run("import").exit_code == 2
+
+
+def test_import_writes_the_record_and_prints_its_path(tmp_path: Path):
+    result = run("import", SEED_TEXT, "--records", tmp_path)
+    target = tmp_path / f"{SEED_SLUG}.yaml"
+    assert (result.exit_code, result.stdout) == (0, f"{target}\n")
+    assert target.read_text(encoding="utf-8") == SEED_YAML.read_text(encoding="utf-8")
+
+
+def test_import_never_overwrites_without_force(tmp_path: Path):
+    target = tmp_path / f"{SEED_SLUG}.yaml"
+    target.write_text("mine", encoding="utf-8")
+    result = run("import", SEED_TEXT, "--records", tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr == f"{SEED_TEXT}: {target} already exists; use --force to overwrite it\n"
+    assert target.read_text(encoding="utf-8") == "mine"
+    assert run("import", SEED_TEXT, "--records", tmp_path, "--force").exit_code == 0
+    assert target.read_text(encoding="utf-8") == SEED_YAML.read_text(encoding="utf-8")
+
+
+def test_import_of_broken_text_writes_nothing(tmp_path: Path):
+    broken = tmp_path / "broken.txt"
+    broken.write_text(SEED_TEXT.read_text().split("[05]")[0], encoding="utf-8")
+    out = tmp_path / "records"
+    result = run("import", broken, SEED_TEXT, "--records", out)
+    assert result.exit_code == 1
+    assert "file ends before section [05] THE BULLSHIT METRICS" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"{SEED_SLUG}.yaml"]
+
+
+def test_bad_config_is_reported_with_its_line(tmp_path: Path):
+    config = tmp_path / "dossier.toml"
+    config.write_text('paper = "a3"\nbase_url = "https://x.example"\npapr = 1\n', encoding="utf-8")
+    result = run("check", "--config", config)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{config}:1: paper: input should be 'a4' or 'letter' (got 'a3')",
+        f"{config}:3: papr: unknown setting (known: base_url, paper, classification,"
+        " organisation, author, layout, date)",
+    ]
+
+
+def test_schema_command_prints_the_published_schema():
+    from tests.conftest import ROOT
+
+    result = run("schema")
+    assert result.stdout == (ROOT / "schema" / "record.schema.json").read_text(encoding="utf-8")
+
+
+def test_module_entry_point():
+    output = subprocess.run(
+        [sys.executable, "-m", "renderer", "--version"], capture_output=True, text=True, check=True
+    )
+    assert output.stdout.startswith("dossier ")

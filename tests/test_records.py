@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from renderer.model import json_schema
+from renderer.problems import InvalidInput
+from renderer.records import check_catalog, dump_record, load_catalog, load_record
+from tests.conftest import ROOT, SEED_SLUG, SEED_YAML
+
+
+def edited(text: str, old: str, new: str) -> str:
+    assert old in text, f"fixture text not found: {old!r}"
+    return text.replace(old, new, 1)
+
+
+def problems_for(folder: Path, text: str, name: str = SEED_SLUG) -> list[str]:
+    (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    _, problems = check_catalog(folder)
+    return [str(problem).removeprefix(str(folder) + "/") for problem in problems]
+
+
+START_1175 = "- start: '11:75'"
+
+
+def line_of(text: str, fragment: str) -> int:
+    return text[: text.index(fragment)].count("\n") + 1
+
+
+def test_the_committed_catalog_is_valid_without_warnings():
+    catalog = load_catalog(ROOT / "records", strict=True)
+    assert len(catalog) >= 16
+    assert SEED_SLUG in catalog
+
+
+def test_every_committed_record_is_complete_and_links_inside_the_catalog():
+    catalog = load_catalog(ROOT / "records", strict=True)
+    for entry in catalog:
+        assert entry.path.read_text(encoding="utf-8").startswith("# yaml-language-server: $schema=")
+        for related in entry.record.related:
+            assert related.target in catalog, (entry.slug, related.target)
+
+
+def test_the_published_schema_matches_the_model():
+    published = json.loads((ROOT / "schema" / "record.schema.json").read_text(encoding="utf-8"))
+    assert published == json_schema()
+
+
+def test_dump_then_load_gives_the_same_record(tmp_path):
+    record = load_record(SEED_YAML).record
+    path = tmp_path / f"{SEED_SLUG}.yaml"
+    path.write_text(dump_record(record), encoding="utf-8")
+    assert load_record(path).record == record
+
+
+def test_unknown_key_is_an_error_with_a_suggestion(lone_seed_dir, seed_yaml_text):
+    text = edited(seed_yaml_text, "  verdict:", "  verdikt:")
+    errors = [p for p in problems_for(lone_seed_dir, text) if "warning:" not in p]
+    assert errors == [
+        f"{SEED_SLUG}.yaml:{line_of(text, 'salary:')}: salary.verdict: required field is missing",
+        f"{SEED_SLUG}.yaml:{line_of(text, '  verdikt:')}: salary.verdikt: unknown field"
+        " (did you mean 'verdict'?)",
+    ]
+
+
+def test_every_problem_is_reported_at_once(lone_seed_dir, seed_yaml_text):
+    text = edited(seed_yaml_text, "  percent: 85", "  percent: 185")
+    text = edited(text, "  average: 210000", "  average: lots")
+    text = edited(text, "- start: '11:00'", "- start: '11:75'")
+    text = edited(text, "  match: 84", "  match: -4")
+    text = edited(text, "question: WHAT", "headline: WHAT")
+    errors = [p for p in problems_for(lone_seed_dir, text) if "warning:" not in p]
+    name = f"{SEED_SLUG}.yaml"
+    assert errors == sorted(
+        [
+            f"{name}:{line_of(text, 'title:')}: question: required field is missing",
+            f"{name}:{line_of(text, 'headline:')}: headline: unknown field (allowed: "
+            "title, question, case, org_chart, habitat, salary, flight_risk, metrics, weaponry,"
+            " encounter, jd_autopsy, day_log, burn_ward, related)",
+            f"{name}:{line_of(text, '  average: lots')}: salary.average: input should be a valid"
+            " integer, unable to parse string as an integer (got 'lots')",
+            f"{name}:{line_of(text, '  percent: 185')}: flight_risk.percent: input should be less"
+            " than or equal to 100 (got 185)",
+            f"{name}:{line_of(text, START_1175)}: day_log[1].start: expected a 24-hour"
+            " time like '09:00' (got '11:75')",
+            f"{name}:{line_of(text, '  match: -4')}: related[2].match: input should be greater"
+            " than or equal to 0 (got -4)",
+        ],
+        key=lambda message: int(message.split(":")[1]),
+    )
+
+
+def test_salary_low_above_high(lone_seed_dir, seed_yaml_text):
+    text = edited(seed_yaml_text, "  low: 194000", "  low: 294000")
+    assert problems_for(lone_seed_dir, text)[0] == (
+        f"{SEED_SLUG}.yaml:{line_of(text, 'salary:')}: salary: low (294000) is above high (237000)"
+    )
+
+
+def test_wrong_type_for_a_list(lone_seed_dir, seed_yaml_text):
+    text = edited(seed_yaml_text, "habitat:\n- Large", "habitat: Large\nhabitat_: \n- Large")
+    problems = problems_for(lone_seed_dir, text)
+    assert (
+        f"{SEED_SLUG}.yaml:{line_of(text, 'habitat:')}: habitat: input should be a valid list"
+        in (problems[0])
+    )
+
+
+def test_log_entry_must_end_after_it_starts(lone_seed_dir, seed_yaml_text):
+    text = edited(seed_yaml_text, "  end: '10:00'", "  end: '08:00'")
+    assert problems_for(lone_seed_dir, text)[0] == (
+        f"{SEED_SLUG}.yaml:{line_of(text, '- start: ')}: day_log[0]: end (08:00) is not after"
+        " start (09:00)"
+    )
+
+
+def test_file_name_must_match_the_slug(lone_seed_dir, seed_yaml_text):
+    (lone_seed_dir / f"{SEED_SLUG}.yaml").unlink()
+    problems = problems_for(lone_seed_dir, seed_yaml_text, name="advocate")
+    assert problems[0] == (
+        f"advocate.yaml:{line_of(seed_yaml_text, 'title:')}: title: file name does not match the"
+        f" title's slug; rename to {SEED_SLUG}.yaml"
+    )
+
+
+def test_duplicate_slugs_name_both_files(lone_seed_dir, seed_yaml_text):
+    problems = problems_for(lone_seed_dir, seed_yaml_text, name="copy")
+    duplicates = [p for p in problems if "is also used by" in p]
+    assert len(duplicates) == 2
+
+
+def test_related_outside_the_catalog_is_a_warning(lone_seed_dir):
+    entries, problems = check_catalog(lone_seed_dir)
+    assert len(entries) == 1
+    assert [str(p).split(": ", 1)[1] for p in problems] == [
+        "warning: related[0].slug: 'lead-backend-data-procurement-analyst' is not in this catalog;"
+        " it will link to the web only",
+        "warning: related[1].slug: 'enterprise-architect' is not in this catalog; it will link to"
+        " the web only",
+        "warning: related[2].slug: 'sdet' is not in this catalog; it will link to the web only",
+    ]
+    assert len(load_catalog(lone_seed_dir)) == 1
+    with pytest.raises(InvalidInput):
+        load_catalog(lone_seed_dir, strict=True)
+
+
+def test_relating_to_itself_is_an_error(lone_seed_dir, seed_yaml_text):
+    text = edited(seed_yaml_text, "slug: sdet", f"slug: {SEED_SLUG}")
+    line = line_of(text, f"slug: {SEED_SLUG}")
+    assert f"{SEED_SLUG}.yaml:{line}: related[2].slug: a specimen cannot relate to itself" in (
+        problems_for(lone_seed_dir, text)
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "1: the file is empty"),
+        (b"- a\n- b\n", "1: a record is a mapping of fields (title: ..., salary: ...), not a list"),
+        (b"title: [unclosed\n", "2: while parsing a flow sequence"),
+        (b"title: caf\xe9\n", "1: not UTF-8 text (byte 0xe9); save the file as UTF-8"),
+    ],
+)
+def test_unusable_files(lone_seed_dir, content, message):
+    (lone_seed_dir / "broken.yaml").write_bytes(content)
+    problems = [str(p) for p in check_catalog(lone_seed_dir)[1] if p.is_error]
+    assert problems[0].startswith(f"{lone_seed_dir}/broken.yaml:{message}")
+
+
+def test_missing_and_empty_folders(tmp_path):
+    assert [str(p) for p in check_catalog(tmp_path / "nope")[1]] == [
+        f"{tmp_path}/nope: records folder not found"
+    ]
+    assert [str(p) for p in check_catalog(tmp_path)[1]] == [
+        f"{tmp_path}: no records (*.yaml) in this folder"
+    ]
