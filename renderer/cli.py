@@ -131,17 +131,71 @@ def schema(output: Path | None) -> None:
         click.echo(str(output))
 
 
+paper_option = click.option(
+    "--paper", type=click.Choice(["a4", "letter"]), default=None, help="Paper size [config: a4]."
+)
+base_url_option = click.option(
+    "--base-url", default=None, help="QR codes link to <base-url>/<slug> [config]."
+)
+variant_option = click.option(
+    "--pdf-variant",
+    type=click.Choice(["pdf/a-3b", "pdf/ua-1"]),
+    default=None,
+    help="pdf/a-3b: archival, with the source YAML attached; pdf/ua-1: tagged, accessible.",
+)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("targets", nargs=-1, metavar="[SLUG|PATH]...")
+@click.option("--all", "render_all", is_flag=True, help="Render every record of the catalog.")
+@records_option
+@config_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="out/dossiers",
+    show_default=True,
+    help="Folder for <slug>.pdf.",
+)
+@paper_option
+@base_url_option
+@variant_option
+@reports_invalid_input
+def render(targets, render_all, records_dir, config_path, out, paper, base_url, pdf_variant):
+    """Render records to one-page PDF dossiers, <out>/<slug>.pdf."""
+    from .build import render_dossiers, select_entries
+    from .config import load_config
+
+    if not targets and not render_all:
+        raise click.UsageError("name records (SLUG or PATH) or use --all")
+    config = load_config(config_path, paper=paper, base_url=base_url)
+    entries = select_entries(records_dir, targets)
+    failed = render_dossiers(entries, config, out, variant=pdf_variant, echo=click.echo)
+    if failed:
+        raise SystemExit(1)
+
+
 @main.command(epilog=EXIT_CODES)
 @records_option
 @config_option
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="out",
+    show_default=True,
+    help="Output folder (dossiers/ inside it).",
+)
 @reports_invalid_input
-def build(records_dir: Path, config_path: Path | None, strict: bool) -> None:
-    """Check the catalog, then build everything it makes under out/."""
+def build(records_dir: Path, config_path: Path | None, strict: bool, out: Path) -> None:
+    """Check the catalog, then render every dossier into <out>/dossiers/."""
+    from .build import render_dossiers
     from .config import load_config
     from .records import load_catalog
 
-    load_config(config_path)
+    config = load_config(config_path)
     catalog = load_catalog(records_dir, strict=strict)
     show_problems(catalog.warnings)
-    click.echo(f"{len(catalog)} record(s) checked; rendering is not built yet")
+    failed = render_dossiers(list(catalog), config, out / "dossiers", echo=click.echo)
+    if failed:
+        raise SystemExit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -34,3 +35,23 @@ def lone_seed_dir(tmp_path: Path, seed_yaml_text: str) -> Path:
     folder.mkdir()
     (folder / f"{SEED_SLUG}.yaml").write_text(seed_yaml_text, encoding="utf-8")
     return folder
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def weasyprint_stays_silent():
+    """A test fails when WeasyPrint logs a warning (its logger is silent unless handled)."""
+    handler = _Collect()
+    logger = logging.getLogger("weasyprint")
+    logger.addHandler(handler)
+    yield
+    logger.removeHandler(handler)
+    assert handler.messages == [], f"WeasyPrint warned: {handler.messages[:5]}"

@@ -115,3 +115,19 @@ def test_module_entry_point():
         [sys.executable, "-m", "renderer", "--version"], capture_output=True, text=True, check=True
     )
     assert output.stdout.startswith("dossier ")
+
+
+def test_render_writes_one_pdf_per_record(tmp_path: Path):
+    from tests import pdfs
+
+    result = run("render", "sdet", SEED_YAML, "--out", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{tmp_path}/{SEED_SLUG}.pdf", f"{tmp_path}/sdet.pdf"]
+    assert pdfs.page_sizes((tmp_path / "sdet.pdf").read_bytes()) == [(595.3, 841.9)]
+
+
+def test_render_of_an_unknown_slug_or_nothing(tmp_path: Path):
+    result = run("render", "no-such-role", "--out", tmp_path)
+    assert (result.exit_code, result.stderr) == (1, "records: no record 'no-such-role'\n")
+    assert run("render", "--out", tmp_path).exit_code == 2
+    assert list(tmp_path.iterdir()) == []

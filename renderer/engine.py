@@ -1,0 +1,190 @@
+"""Engine: WeasyPrint layout of a dossier, fitting it to one page, writing the PDF."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import weasyprint
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
+
+from .layouts import FONTS_CSS, Layout, guess_type, is_allowed_file
+from .problems import InvalidInput, Problem
+
+SHEET_ID = "sheet"  # the element whose height must fit the page; see layouts/README.md
+MIN_SCALE = 0.72  # body text 9 pt x 0.72 = 6.5 pt, the smallest legible size
+MAX_SCALE = 1.25
+FULL_ENOUGH = 0.9  # a page filled to 90% needs no larger type
+MAX_PASSES = 5
+PAGE_TEXT = 4200  # characters one page holds at scale 1, measured on the classified layout
+PDF_VARIANTS = ("pdf/a-3b", "pdf/ua-1")
+EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+class GuardedFetcher(URLFetcher):
+    """Serves `data:` URLs and files under the layout folder and fonts/; refuses the rest."""
+
+    def __init__(self, roots):
+        super().__init__(fail_on_errors=True, allowed_protocols=("file", "data"))
+        self.roots = tuple(roots)
+
+    def fetch(self, url, headers=None):
+        if url.startswith("data:"):
+            return super().fetch(url, headers)
+        path = is_allowed_file(url, self.roots)
+        if path is None:
+            raise FatalURLFetchingError(
+                f"refused to fetch {url[:200]}: only files under the layout folder and fonts/"
+            )
+        return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": guess_type(path)})
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A one-page layout, the type scale it was laid out at and the layout passes it took."""
+
+    document: weasyprint.Document
+    scale: float
+    passes: int
+
+
+@dataclass(frozen=True)
+class Measure:
+    pages: int
+    used: float  # height of the sheet over all pages
+    available: float  # height the sheet has on the first page
+
+    @property
+    def fits(self) -> bool:
+        return self.pages == 1 and self.used <= self.available + 0.01
+
+    @property
+    def fill(self) -> float:
+        return self.used / self.available
+
+
+class Engine:
+    """One layout's WeasyPrint state (fonts, stylesheets, caches), reused across renders."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.fetcher = GuardedFetcher(layout.allowed_roots)
+        self.font_config = FontConfiguration()
+        self.stylesheets = [
+            weasyprint.CSS(
+                filename=str(FONTS_CSS), url_fetcher=self.fetcher, font_config=self.font_config
+            )
+        ]
+        self.cache: dict = {}
+
+    def layout_html(self, html: str, variant: str | None = None) -> weasyprint.Document:
+        """One WeasyPrint layout pass."""
+        document = weasyprint.HTML(
+            string=html, base_url=self.layout.base_url, url_fetcher=self.fetcher
+        )
+        return document.render(
+            font_config=self.font_config,
+            stylesheets=self.stylesheets,
+            cache=self.cache,
+            **variant_options(variant),
+        )
+
+    def fit(self, html_at: Callable[[float], str], name: str, size: int, variant=None) -> Fitted:
+        """Lay out at the largest type scale that fills one page, in as few passes as possible.
+
+        The first scale is guessed from the text size and what earlier fits taught; each pass
+        measures how full the page is, and the next scale is estimated from that, kept between
+        the largest scale known to fit and the smallest known to overflow.
+        """
+        scale, best, too_big, measure = self.first_scale(size), None, math.inf, None
+        for passes in range(1, MAX_PASSES + 1):
+            document = self.layout_html(html_at(scale), variant)
+            measure = measure_sheet(document)
+            if measure.fits:
+                best = Fitted(document, scale, passes)
+                if measure.fill >= FULL_ENOUGH or scale >= MAX_SCALE:
+                    return best
+            else:
+                too_big = scale
+                if scale <= MIN_SCALE:
+                    break
+            floor = best.scale if best else MIN_SCALE
+            scale = min(next_scale(scale, measure), too_big - 0.01)
+            if best is not None and scale <= floor + 0.005:
+                return Fitted(best.document, best.scale, passes)
+        if best is not None:
+            return Fitted(best.document, best.scale, MAX_PASSES)
+        over = round(100 * (measure.fill - 1))
+        message = (
+            "does not fit on one page even at the smallest legible type (6.5 pt):"
+            f" about {over}% too long; shorten the longest sections"
+        )
+        raise InvalidInput([Problem(name, None, "", message)])
+
+    @staticmethod
+    def first_scale(size: int) -> float:
+        """Text area grows about with the square of the scale: a page holds PAGE_TEXT / scale².
+
+        A fixed guess (not one learned from earlier renders) keeps the output a function of
+        the input alone, so that PDFs are reproducible whatever was rendered before.
+        """
+        return _clamp(math.sqrt(0.96 * PAGE_TEXT / size))
+
+    def write(self, fitted: Fitted, variant=None, attachments=()) -> bytes:
+        return fitted.document.write_pdf(
+            attachments=list(attachments) or None, **variant_options(variant)
+        )
+
+
+def variant_options(variant: str | None) -> dict:
+    if variant is None:
+        return {}
+    if variant not in PDF_VARIANTS:
+        raise ValueError(f"unknown PDF variant {variant!r}")
+    return {"pdf_variant": variant}
+
+
+def next_scale(scale: float, measure: Measure) -> float:
+    """Text area grows about with the square of the type scale: aim just under a full page."""
+    target = 0.97 if measure.fits else 0.95
+    return _clamp(scale * math.sqrt(target / measure.fill))
+
+
+def _clamp(scale: float) -> float:
+    return round(min(MAX_SCALE, max(MIN_SCALE, scale)), 4)
+
+
+def measure_sheet(document: weasyprint.Document) -> Measure:
+    fragments = [
+        (page, box)
+        for page in document.pages
+        for box in _descendants(page._page_box)
+        if getattr(box, "element", None) is not None and box.element.get("id") == SHEET_ID
+    ]
+    if not fragments:
+        raise RuntimeError(f"the layout has no element with id={SHEET_ID!r}")
+    first_page, first = fragments[0]
+    page_box = first_page._page_box
+    bottom = page_box.content_box_y() + page_box.height
+    return Measure(
+        pages=len(document.pages),
+        used=sum(box.margin_height() for _, box in fragments),
+        available=bottom - first.position_y,
+    )
+
+
+def _descendants(box):
+    yield box
+    for child in getattr(box, "children", ()):
+        yield from _descendants(child)
+
+
+def attachment(name: str, data: bytes, when: dt.date | None, description: str):
+    """An embedded file with fixed dates, so that the PDF stays reproducible."""
+    stamp = dt.datetime.combine(when, dt.time(), dt.UTC) if when else EPOCH
+    return weasyprint.Attachment(
+        string=data, name=name, description=description, created=stamp, modified=stamp
+    )

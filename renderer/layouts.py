@@ -1,0 +1,76 @@
+"""Layouts: finding a layout folder, its Jinja environment, and the fetcher that guards it."""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import jinja2
+
+from .problems import InvalidInput, Problem
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LAYOUTS_DIR = PROJECT_ROOT / "layouts"
+FONTS_DIR = PROJECT_ROOT / "fonts"
+FONTS_CSS = FONTS_DIR / "fonts.css"
+DOSSIER_TEMPLATE = "dossier.html.j2"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A folder of Jinja templates and CSS; `dossier.html.j2` prints one record on one page."""
+
+    folder: Path
+
+    @classmethod
+    def find(cls, name_or_path: str) -> Layout:
+        """A built-in layout by name (a folder under layouts/), or a folder path of one's own."""
+        candidate = Path(name_or_path)
+        folder = candidate if candidate.is_dir() else LAYOUTS_DIR / name_or_path
+        if not (folder / DOSSIER_TEMPLATE).is_file():
+            known = sorted(
+                p.name for p in LAYOUTS_DIR.iterdir() if (p / DOSSIER_TEMPLATE).is_file()
+            )
+            message = f"no layout {name_or_path!r} (built in: {', '.join(known)})"
+            raise InvalidInput([Problem(str(name_or_path), None, "layout", message)])
+        return cls(folder.resolve())
+
+    @cached_property
+    def environment(self) -> jinja2.Environment:
+        return jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self.folder),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def render_html(self, context: dict, template: str = DOSSIER_TEMPLATE) -> str:
+        return self.environment.get_template(template).render(context)
+
+    @property
+    def base_url(self) -> str:
+        """Relative URLs in the templates resolve inside the layout folder."""
+        return self.folder.as_uri() + "/"
+
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        return (self.folder, FONTS_DIR.resolve())
+
+
+def is_allowed_file(url: str, roots: tuple[Path, ...]) -> Path | None:
+    """The local file a `file:` URL names, when it lies under one of the roots."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return None
+    path = Path(unquote(parts.path)).resolve()
+    if any(path.is_relative_to(root) for root in roots) and path.is_file():
+        return path
+    return None
+
+
+def guess_type(path: Path) -> str:
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"

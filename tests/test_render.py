@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import io
+import re
+
+import pikepdf
+import pytest
+import yaml
+
+from renderer.config import Config
+from renderer.model import SECTION_TITLES, Record, money
+from renderer.problems import InvalidInput
+from renderer.records import load_catalog, load_record
+from renderer.render import render_dossier, render_dossier_report
+from tests import pdfs
+from tests.conftest import RECORDS, SEED_SLUG, SEED_YAML
+
+CONFIG = Config()
+A4 = (595.3, 841.9)
+LETTER = (612.0, 792.0)
+
+
+@pytest.fixture(scope="module")
+def seed():
+    return load_record(SEED_YAML).record
+
+
+@pytest.fixture(scope="module")
+def seed_pdf(seed):
+    return render_dossier(seed, CONFIG)
+
+
+def record_texts(record: Record) -> list[str]:
+    """Every text the record holds, as it should read on the page."""
+    data = record.model_dump(exclude_none=True)
+    data["salary"]["note"] = record.salary.filled_note()
+    for key in ("average", "low", "high"):
+        data["salary"][key] = money(data["salary"][key], record.salary.currency)
+    texts = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            texts.append(str(value))
+
+    walk({k: v for k, v in data.items() if k != "case"})
+    texts.remove(record.salary.currency)  # printed as its symbol, with the amounts
+    return texts
+
+
+def normal(value: str) -> str:
+    return re.sub(r"\s+", " ", value).strip()
+
+
+def test_one_a4_page_with_every_text_of_the_record(seed, seed_pdf):
+    assert pdfs.page_sizes(seed_pdf) == [A4]
+    page_text = pdfs.text(seed_pdf).replace("- ", "-")  # lines break after hyphens
+    missing = [t for t in record_texts(seed) if normal(t) not in page_text]
+    assert missing == []
+    for number, title in SECTION_TITLES.items():
+        assert f"[{number:02d}] {title}" in page_text
+
+
+def test_every_embedded_font_comes_from_fonts_folder(seed_pdf):
+    names = pdfs.font_names(seed_pdf)
+    assert names
+    assert all(name.startswith(pdfs.BUNDLED_FONT_PREFIXES) for name in names), names
+
+
+def test_qr_codes_decode_to_the_related_urls_and_are_links(seed, seed_pdf):
+    expected = sorted(f"https://specimens.example.org/{r.target}" for r in seed.related)
+    assert sorted(pdfs.qr_codes(seed_pdf, dpi=150)) == expected
+    assert sorted(set(pdfs.link_uris(seed_pdf))) == expected
+
+
+def test_metadata(seed, seed_pdf):
+    with pikepdf.open(io.BytesIO(seed_pdf)) as document:
+        info = document.docinfo
+        assert str(info.Title).startswith(seed.title)
+        assert str(info.Author) == CONFIG.author
+        assert str(info.Subject) == seed.question
+        assert str(info.Keywords) == ", ".join(seed.org_chart.aliases)
+        assert "/CreationDate" not in info
+
+
+def test_byte_identical_across_runs(seed, seed_pdf):
+    assert render_dossier(seed, CONFIG) == seed_pdf
+
+
+def test_letter_paper_and_base_url(seed):
+    config = Config(paper="letter", base_url="https://x.example/cases/")
+    pdf = render_dossier(seed, config)
+    assert pdfs.page_sizes(pdf) == [LETTER]
+    assert sorted(set(pdfs.link_uris(pdf))) == sorted(
+        f"https://x.example/cases/{r.target}" for r in seed.related
+    )
+
+
+def test_small_enough_to_attach(seed_pdf):
+    assert len(seed_pdf) < 60_000
+
+
+def test_pdf_a_embeds_the_source_and_stays_reproducible(seed):
+    first = render_dossier(seed, CONFIG, variant="pdf/a-3b", source=SEED_YAML)
+    assert first == render_dossier(seed, CONFIG, variant="pdf/a-3b", source=SEED_YAML)
+    with pikepdf.open(io.BytesIO(first)) as document:
+        attached = document.attachments[SEED_YAML.name].get_file().read_bytes()
+        assert attached == SEED_YAML.read_bytes()
+        assert b"pdfaid:part" in document.Root.Metadata.read_bytes()
+
+
+def test_pdf_ua_is_tagged(seed):
+    pdf = render_dossier(seed, CONFIG, variant="pdf/ua-1")
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        assert "/StructTreeRoot" in document.Root
+        assert document.Root.MarkInfo.Marked
+
+
+def test_markup_in_records_is_printed_as_text(seed):
+    hostile = '<script>alert(1)</script><img src="file:///etc/passwd"> url(file:///x)'
+    record = seed.model_copy(update={"question": hostile + "?"})
+    pdf = render_dossier(record, CONFIG)
+    assert normal(hostile) in pdfs.text(pdf)
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        assert len(document.attachments) == 0
+        assert "/JavaScript" not in str(document.Root.get("/Names", {}))
+
+
+def test_a_record_too_long_for_one_page_fails_clearly(seed):
+    data = yaml.safe_load(SEED_YAML.read_text(encoding="utf-8"))
+    data["metrics"] = data["metrics"] * 12
+    with pytest.raises(InvalidInput) as caught:
+        render_dossier(Record.model_validate(data), CONFIG)
+    message = str(caught.value)
+    assert message.startswith(f"{SEED_SLUG}: does not fit on one page even at the smallest")
+    assert re.search(r"about \d+% too long", message)
+
+
+@pytest.mark.slow
+def test_every_catalog_record_renders_to_one_page_in_few_passes():
+    passes = []
+    for entry in load_catalog(RECORDS):
+        report = render_dossier_report(entry.record, CONFIG)
+        assert pdfs.page_sizes(report.pdf) == [A4], entry.slug
+        assert sorted(pdfs.qr_codes(report.pdf)) == sorted(
+            CONFIG.specimen_url(r.target) for r in entry.record.related
+        ), entry.slug
+        passes.append(report.passes)
+    assert sum(passes) / len(passes) <= 2
