@@ -16,11 +16,10 @@ import weasyprint
 
 from renderer.config import load_config
 from renderer.context import dossier_context
-from renderer.records import load_catalog
-from renderer.render import engine_for, render_dossier_report
 from renderer.layouts import Layout
 from renderer.problems import InvalidInput
-
+from renderer.records import load_catalog
+from renderer.render import engine_for, render_dossier_report
 
 
 def main() -> None:
@@ -55,13 +54,15 @@ def main() -> None:
         fitted, plain = statistics.median(fitted_times), statistics.median(plain_times)
         rows.append((entry.slug, fitted, plain, report.passes, len(report.pdf)))
         print(
-            f"{entry.slug:42} fitted {fitted:5.2f}s  plain {plain:5.2f}s  ratio {fitted / plain:4.2f}"
-            f"  passes {report.passes}  {len(report.pdf) / 1000:5.1f} KB"
+            f"{entry.slug:42} fitted {fitted:5.2f}s  plain {plain:5.2f}s"
+            f"  ratio {fitted / plain:4.2f}  passes {report.passes}"
+            f"  {len(report.pdf) / 1000:5.1f} KB"
         )
     fitted = statistics.median(row[1] for row in rows)
     plain = statistics.median(row[2] for row in rows)
     print(
-        f"\nmedian per dossier: fitted {fitted:.2f}s, plain {plain:.2f}s, ratio {fitted / plain:.2f};"
+        f"\nmedian per dossier: fitted {fitted:.2f}s, plain {plain:.2f}s,"
+        f" ratio {fitted / plain:.2f};"
         f" mean passes {statistics.mean(row[3] for row in rows):.2f};"
         f" median size {statistics.median(row[4] for row in rows) / 1000:.1f} KB,"
         f" max {max(row[4] for row in rows) / 1000:.1f} KB"
@@ -74,9 +75,7 @@ def plain_render_with_css(html: str, engine) -> bytes:
         weasyprint.CSS(filename=str(engine.layout.folder / "dossier.css")),
         weasyprint.CSS(filename=str(Path("fonts/fonts.css").resolve())),
     ]
-    return weasyprint.HTML(string=html, base_url=engine.layout.base_url).write_pdf(
-        stylesheets=css
-    )
+    return weasyprint.HTML(string=html, base_url=engine.layout.base_url).write_pdf(stylesheets=css)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ _API = {
     "to_text": "textimport",
     "load_config": "config",
     "Config": "config",
+    "render_dossier": "render",
     "InvalidInput": "problems",
     "Problem": "problems",
 }

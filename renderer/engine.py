@@ -168,11 +168,13 @@ def measure_sheet(document: weasyprint.Document) -> Measure:
         raise RuntimeError(f"the layout has no element with id={SHEET_ID!r}")
     first_page, first = fragments[0]
     page_box = first_page._page_box
-    bottom = page_box.content_box_y() + page_box.height
+    available = page_box.content_box_y() + page_box.height - first.position_y
+    # When blocks are pushed to a next page, the gap they leave on the first page is needed too.
+    first_used = available if len(fragments) > 1 else first.margin_height()
     return Measure(
         pages=len(document.pages),
-        used=sum(box.margin_height() for _, box in fragments),
-        available=bottom - first.position_y,
+        used=first_used + sum(box.margin_height() for _, box in fragments[1:]),
+        available=available,
     )
 
 

@@ -131,3 +131,28 @@ def test_render_of_an_unknown_slug_or_nothing(tmp_path: Path):
     assert (result.exit_code, result.stderr) == (1, "records: no record 'no-such-role'\n")
     assert run("render", "--out", tmp_path).exit_code == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_render_of_a_record_too_long_writes_no_pdf(tmp_path: Path):
+    import yaml
+
+    data = yaml.safe_load(SEED_YAML.read_text(encoding="utf-8"))
+    data["burn_ward"]["complaints"] = [dict(c) for c in data["burn_ward"]["complaints"] * 10]
+    source = tmp_path / f"{SEED_SLUG}.yaml"
+    source.write_text(yaml.safe_dump(data), encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("render", source, "--out", out)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{source}: does not fit on one page even at the smallest")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_rendering_is_reproducible_across_processes(tmp_path: Path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        subprocess.run(
+            [sys.executable, "-m", "renderer", "render", "sdet", "--out", str(out)],
+            check=True,
+            capture_output=True,
+        )
+    assert (first / "sdet.pdf").read_bytes() == (second / "sdet.pdf").read_bytes()
