@@ -145,6 +145,49 @@ variant_option = click.option(
 )
 
 
+jobs_option = click.option(
+    "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPUs]."
+)
+cache_option = click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="out/.cache",
+    show_default=True,
+    help="Rendered PDFs by content hash; a rebuild renders only what changed.",
+)
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
+scheduler_option = click.option(
+    "--scheduler", default=None, help="Render on a Dask cluster at tcp://HOST:PORT."
+)
+
+
+def make_builder(cache_dir: Path, jobs: int | None, quiet: bool, scheduler: str | None = None):
+    """The batch renderer, with a progress bar when stderr is a terminal."""
+    import sys
+
+    from .build import Builder
+
+    progress = None if quiet or not sys.stderr.isatty() else _progress_bar()
+    return Builder(cache_dir, workers=jobs, scheduler=scheduler, progress=progress)
+
+
+def _progress_bar():
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    task = bar.add_task("rendering", total=None)
+
+    def update(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
+        if done >= total:
+            bar.stop()
+
+    return update
+
+
 @main.command(epilog=EXIT_CODES)
 @click.argument("targets", nargs=-1, metavar="[SLUG|PATH]...")
 @click.option("--all", "render_all", is_flag=True, help="Render every record of the catalog.")
@@ -160,8 +203,14 @@ variant_option = click.option(
 @paper_option
 @base_url_option
 @variant_option
+@jobs_option
+@cache_option
+@quiet_option
 @reports_invalid_input
-def render(targets, render_all, records_dir, config_path, out, paper, base_url, pdf_variant):
+def render(
+    targets, render_all, records_dir, config_path, out, paper, base_url, pdf_variant, jobs,
+    cache_dir, quiet,
+):  # fmt: skip
     """Render records to one-page PDF dossiers, <out>/<slug>.pdf."""
     from .build import render_dossiers, select_entries
     from .config import load_config
@@ -170,9 +219,44 @@ def render(targets, render_all, records_dir, config_path, out, paper, base_url, 
         raise click.UsageError("name records (SLUG or PATH) or use --all")
     config = load_config(config_path, paper=paper, base_url=base_url)
     entries = select_entries(records_dir, targets)
-    failed = render_dossiers(entries, config, out, variant=pdf_variant, echo=click.echo)
+    builder = make_builder(cache_dir, jobs, quiet)
+    failed = render_dossiers(entries, config, out, builder, variant=pdf_variant, echo=click.echo)
     if failed:
         raise SystemExit(1)
+
+
+@main.command(epilog=EXIT_CODES)
+@records_option
+@config_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="out/compendium.pdf",
+    show_default=True,
+    help="The compendium PDF.",
+)
+@paper_option
+@base_url_option
+@click.option("--duplex", is_flag=True, help="Each dossier on a right-hand page.")
+@jobs_option
+@scheduler_option
+@cache_option
+@quiet_option
+@reports_invalid_input
+def compendium(
+    records_dir, config_path, out, paper, base_url, duplex, jobs, scheduler, cache_dir, quiet
+):
+    """Bind the whole catalog into one PDF: cover, contents, dossiers, index, bookmarks."""
+    from .compendium import build_compendium
+    from .config import load_config
+    from .records import load_catalog
+
+    config = load_config(config_path, paper=paper, base_url=base_url)
+    catalog = load_catalog(records_dir)
+    show_problems(catalog.warnings)
+    builder = make_builder(cache_dir, jobs, quiet, scheduler)
+    report = build_compendium(catalog, config, out, builder, duplex=duplex)
+    click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
 
 
 @main.command(epilog=EXIT_CODES)
@@ -184,18 +268,24 @@ def render(targets, render_all, records_dir, config_path, out, paper, base_url, 
     type=click.Path(file_okay=False, path_type=Path),
     default="out",
     show_default=True,
-    help="Output folder (dossiers/ inside it).",
+    help="Output folder: dossiers/, compendium.pdf and .cache/ go inside.",
 )
+@jobs_option
+@scheduler_option
+@quiet_option
 @reports_invalid_input
-def build(records_dir: Path, config_path: Path | None, strict: bool, out: Path) -> None:
-    """Check the catalog, then render every dossier into <out>/dossiers/."""
+def build(records_dir, config_path, strict, out, jobs, scheduler, quiet) -> None:
+    """Check the catalog, render every dossier into <out>/dossiers/ and <out>/compendium.pdf."""
     from .build import render_dossiers
+    from .compendium import build_compendium
     from .config import load_config
     from .records import load_catalog
 
     config = load_config(config_path)
     catalog = load_catalog(records_dir, strict=strict)
     show_problems(catalog.warnings)
-    failed = render_dossiers(list(catalog), config, out / "dossiers", echo=click.echo)
-    if failed:
+    builder = make_builder(out / ".cache", jobs, quiet, scheduler)
+    if render_dossiers(list(catalog), config, out / "dossiers", builder, echo=click.echo):
         raise SystemExit(1)
+    report = build_compendium(catalog, config, out / "compendium.pdf", builder)
+    click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")

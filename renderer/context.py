@@ -9,6 +9,8 @@ from .model import SECTION_TITLES, Record, money
 from .qr import qr_svg
 
 PAPER_SIZES = {"a4": "A4", "letter": "letter"}
+# Links to specimens inside a compendium; the compendium turns them into links to their pages.
+INTERNAL_SCHEME = "specimen:"
 RISK_CELLS = 10
 
 
@@ -116,12 +118,14 @@ def _day_log(record: Record) -> list[dict]:
 
 def _related(item, config: Config, links: Links) -> dict:
     url = config.specimen_url(item.target)
+    page = links.pages.get(item.target)
     return {
         "title": item.title,
         "slug": item.target,
         "match": item.match,
         "summary": item.summary,
         "url": url,
+        "href": f"{INTERNAL_SCHEME}{item.target}" if page else url,
         "qr": qr_svg(url),
-        "page": links.pages.get(item.target),
+        "page": page,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from pathlib import Path
@@ -46,12 +47,20 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-@pytest.fixture(autouse=True)
-def weasyprint_stays_silent():
-    """A test fails when WeasyPrint logs a warning (its logger is silent unless handled)."""
+@contextlib.contextmanager
+def no_weasyprint_warnings():
+    """Fails when WeasyPrint logs a warning (its logger is silent unless a handler is attached)."""
     handler = _Collect()
     logger = logging.getLogger("weasyprint")
     logger.addHandler(handler)
-    yield
-    logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
     assert handler.messages == [], f"WeasyPrint warned: {handler.messages[:5]}"
+
+
+@pytest.fixture(autouse=True)
+def weasyprint_stays_silent():
+    with no_weasyprint_warnings():
+        yield

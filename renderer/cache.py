@@ -1,0 +1,71 @@
+"""Cache: rendered PDFs kept by a content hash of everything that affects them, checked on read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+
+from .fileio import write_atomic
+from .layouts import FONTS_DIR, Layout
+
+FORMAT = b"dossier-cache 1"
+
+
+def inputs_fingerprint(layout: Layout) -> str:
+    """A hash of the layout's files, the bundled fonts and the versions of the code that renders."""
+    digest = hashlib.sha256()
+    for name in ("dossier", "weasyprint", "pydyf", "qrcode", "jinja2"):
+        digest.update(f"{name}={_version(name)};".encode())
+    digest.update(_tree_hash(Path(__file__).parent, "*.py").encode())
+    for folder in (layout.folder, FONTS_DIR):
+        digest.update(_tree_hash(folder, "*").encode())
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def _tree_hash(folder: Path, pattern: str) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob(pattern) if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def job_key(**parts: object) -> str:
+    """A stable key for a render job from JSON-serialisable parts."""
+    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RenderCache:
+    """PDFs by key in a folder; an entry carries the hash of its bytes, so damage is detected."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.pdf.cache"
+
+    def get(self, key: str) -> bytes | None:
+        """The cached bytes, or None when absent, damaged or of another format (then removed)."""
+        path = self.path(key)
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        header, _, body = raw.partition(b"\n")
+        if header != FORMAT + b" " + hashlib.sha256(body).hexdigest().encode():
+            path.unlink(missing_ok=True)
+            return None
+        return body
+
+    def put(self, key: str, pdf: bytes) -> None:
+        header = FORMAT + b" " + hashlib.sha256(pdf).hexdigest().encode() + b"\n"
+        write_atomic(self.path(key), header + pdf)

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pikepdf
+import pytest
+
+from renderer.build import Builder
+from renderer.compendium import build_compendium, plan_pages
+from renderer.config import Config
+from renderer.records import load_catalog
+from tests import pdfs
+from tests.conftest import RECORDS, SEED_SLUG, no_weasyprint_warnings
+
+CONFIG = Config()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The committed catalog's compendium, rendered in this process (so warnings are caught)."""
+    folder = tmp_path_factory.mktemp("compendium")
+    catalog = load_catalog(RECORDS)
+    builder = Builder(folder / "cache", workers=1)
+    with no_weasyprint_warnings():
+        report = build_compendium(catalog, CONFIG, folder / "compendium.pdf", builder)
+    return catalog, builder, report, (folder / "compendium.pdf").read_bytes()
+
+
+def page_texts(pdf: bytes) -> list[str]:
+    from pypdf import PdfReader
+
+    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def dossier_page_of(texts: list[str]) -> dict[str, int]:
+    """Slug -> 1-based page, read from each dossier's file tab."""
+    found = {}
+    for number, text in enumerate(texts, 1):
+        match = re.search(r"FILE RECORD · ([A-Z0-9-]+)", text)
+        if match:
+            found[match.group(1).lower()] = number
+    return found
+
+
+def test_cover_contents_dossiers_index(built):
+    catalog, _, report, pdf = built
+    texts = page_texts(pdf)
+    pages = dossier_page_of(texts)
+    assert len(texts) == report.pages
+    assert set(pages) == set(catalog.entries)
+    assert "SPECIMEN\nCOMPENDIUM" in texts[0] and "16 specimens on file" in texts[0]
+    assert texts[1].startswith("Contents")
+    assert sorted(pages.values()) == list(range(3, 3 + len(catalog)))
+    assert texts[3 + len(catalog) - 1].startswith("Index of aliases")
+    assert len(texts) == 2 + len(catalog) + 2  # the index of 16 specimens takes two pages
+    assert set(pdfs.page_sizes(pdf)) == {(595.3, 841.9)}
+
+
+def test_running_page_numbers_in_every_footer(built):
+    *_, report, pdf = built
+    for number, text in enumerate(page_texts(pdf), 1):
+        assert f"{number} / {report.pages}" in text
+
+
+def test_contents_and_index_print_the_real_pages(built):
+    catalog, _, _, pdf = built
+    texts = page_texts(pdf)
+    pages = dossier_page_of(texts)
+    contents = re.findall(r"(OT-[0-9A-F]{4}-\d{3})(.+?)[ .]*\s(\d+)\n", texts[1])
+    by_case = {e.record.case_number: e.slug for e in catalog}
+    assert {by_case[case]: int(page) for case, _, page in contents} == pages
+    index_text = "\n".join(t for t in texts if t.startswith("Index of aliases") or "→" in t[:0])
+    for entry in catalog:
+        for alias in entry.record.org_chart.aliases:
+            match = re.search(
+                re.escape(alias) + r"[ .]*\s(\d+)\n→ " + re.escape(entry.record.title),
+                "\n".join(texts[-2:]),
+            )
+            assert match and int(match.group(1)) == pages[entry.slug], alias
+    assert index_text
+
+
+def test_outline_points_at_every_part(built):
+    catalog, _, _, pdf = built
+    pages = dossier_page_of(page_texts(pdf))
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        page_index = {page.objgen: number for number, page in enumerate(document.pages, 1)}
+        with document.open_outline() as outline:
+            top = {item.title: item for item in outline.root}
+            assert list(top) == ["Cover", "Contents", "Specimens", "Index of aliases"]
+            assert page_index[top["Contents"].destination[0].objgen] == 2
+            titles = {e.record.title: e.slug for e in catalog}
+            for item in top["Specimens"].children:
+                assert page_index[item.destination[0].objgen] == pages[titles[item.title]]
+            assert (
+                page_index[top["Index of aliases"].destination[0].objgen] == len(document.pages) - 1
+            )
+
+
+def test_related_specimens_link_to_their_pages(built):
+    catalog, _, _, pdf = built
+    pages = dossier_page_of(page_texts(pdf))
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        page_index = {page.objgen: number for number, page in enumerate(document.pages, 1)}
+        for entry in catalog:
+            page = document.pages[pages[entry.slug] - 1]
+            targets = {
+                page_index[annotation.A.D[0].objgen]
+                for annotation in page.get("/Annots", [])
+                if annotation.A.S == "/GoTo"
+            }
+            assert targets == {pages[r.target] for r in entry.record.related}, entry.slug
+            uris = [str(a.A.URI) for a in page.get("/Annots", []) if a.A.S == "/URI"]
+            assert uris == []  # every related specimen is in the catalog
+
+
+def test_printed_cross_references_match(built):
+    catalog, _, _, pdf = built
+    texts = page_texts(pdf)
+    pages = dossier_page_of(texts)
+    for entry in catalog:
+        printed = [int(n) for n in re.findall(r"→ p\. (\d+)", texts[pages[entry.slug] - 1])]
+        assert printed == [pages[r.target] for r in entry.record.related]
+
+
+def test_each_font_face_is_embedded_once(built):
+    *_, pdf = built
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        programs = {
+            font.DescendantFonts[0].FontDescriptor.FontFile2.objgen
+            for page in document.pages
+            for font in page.Resources.Font.values()
+        }
+        faces = {
+            str(font.BaseFont) for page in document.pages for font in page.Resources.Font.values()
+        }
+    assert len(programs) == len(faces)
+    assert all(name.split("+")[1].startswith(pdfs.BUNDLED_FONT_PREFIXES) for name in faces)
+
+
+def test_a_cached_rebuild_is_byte_identical_and_renders_nothing(built, tmp_path):
+    catalog, builder, _, pdf = built
+    report = build_compendium(catalog, CONFIG, tmp_path / "again.pdf", builder)
+    assert report.rendered == 0
+    assert (tmp_path / "again.pdf").read_bytes() == pdf
+
+
+def test_a_damaged_cache_entry_is_rebuilt_not_used(built, tmp_path):
+    catalog, builder, _, pdf = built
+    entries = sorted(builder.cache_dir.rglob("*.cache"))
+    entries[0].write_bytes(entries[0].read_bytes()[:-100])
+    report = build_compendium(catalog, CONFIG, tmp_path / "again.pdf", builder)
+    assert report.rendered == 1
+    assert (tmp_path / "again.pdf").read_bytes() == pdf
+
+
+def test_editing_one_record_rerenders_only_it(built, tmp_path):
+    _, builder, _, _ = built
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS, records)
+    seed = records / f"{SEED_SLUG}.yaml"
+    seed.write_text(seed.read_text().replace("percent: 85", "percent: 86"), encoding="utf-8")
+    report = build_compendium(load_catalog(records), CONFIG, tmp_path / "c.pdf", builder)
+    assert report.rendered == 1
+
+
+def small_catalog(tmp_path: Path) -> Path:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    for slug in (
+        SEED_SLUG,
+        "sdet",
+        "enterprise-architect",
+        "lead-backend-data-procurement-analyst",
+    ):
+        shutil.copy(RECORDS / f"{slug}.yaml", folder)
+    return folder
+
+
+def test_plan_pages_for_duplex():
+    plan = plan_pages(["a", "b", "c"], front=2, index_pages=1, duplex=True)
+    assert plan.dossiers == {"a": 3, "b": 5, "c": 7}
+    assert plan.blanks == [4, 6]
+    assert (plan.index, plan.total) == (8, 8)
+
+
+def test_duplex_puts_every_dossier_on_a_right_hand_page(tmp_path):
+    catalog = load_catalog(small_catalog(tmp_path))
+    builder = Builder(tmp_path / "cache", workers=1)
+    build_compendium(catalog, CONFIG, tmp_path / "duplex.pdf", builder, duplex=True)
+    texts = page_texts((tmp_path / "duplex.pdf").read_bytes())
+    pages = dossier_page_of(texts)
+    assert all(number % 2 == 1 for number in pages.values())
+    blanks = [n for n, text in enumerate(texts, 1) if "intentionally left blank" in text.lower()]
+    assert blanks == [4, 6, 8]
+
+
+@pytest.mark.slow
+def test_worker_processes_and_dask_give_the_same_file(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    records = small_catalog(tmp_path)
+    catalog = load_catalog(records)
+    reference = tmp_path / "one.pdf"
+    build_compendium(catalog, CONFIG, reference, Builder(tmp_path / "c1", workers=1))
+    build_compendium(catalog, CONFIG, tmp_path / "two.pdf", Builder(tmp_path / "c2", workers=2))
+    assert (tmp_path / "two.pdf").read_bytes() == reference.read_bytes()
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        local_directory=str(tmp_path / "dask"),
+    ) as cluster:
+        builder = Builder(tmp_path / "c3", scheduler=cluster.scheduler_address)
+        report = build_compendium(catalog, CONFIG, tmp_path / "dask.pdf", builder)
+    assert report.rendered == len(catalog)
+    assert (tmp_path / "dask.pdf").read_bytes() == reference.read_bytes()
