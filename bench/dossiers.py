@@ -16,7 +16,7 @@ import weasyprint
 
 from renderer.config import load_config
 from renderer.context import dossier_context
-from renderer.layouts import Layout
+from renderer.layouts import FONTS_CSS, Layout
 from renderer.problems import InvalidInput
 from renderer.records import load_catalog
 from renderer.render import engine_for, render_dossier_report
@@ -71,11 +71,16 @@ def main() -> None:
 
 def plain_render_with_css(html: str, engine) -> bytes:
     """The plain reference gets the same stylesheets, but a fresh font setup and no caches."""
+    from weasyprint.text.fonts import FontConfiguration
+
+    fonts = FontConfiguration()
     css = [
-        weasyprint.CSS(filename=str(engine.layout.folder / "dossier.css")),
-        weasyprint.CSS(filename=str(Path("fonts/fonts.css").resolve())),
+        weasyprint.CSS(filename=str(engine.layout.folder / "dossier.css"), font_config=fonts),
+        weasyprint.CSS(filename=str(FONTS_CSS), font_config=fonts),
     ]
-    return weasyprint.HTML(string=html, base_url=engine.layout.base_url).write_pdf(stylesheets=css)
+    return weasyprint.HTML(string=html, base_url=engine.layout.base_url).write_pdf(
+        stylesheets=css, font_config=fonts
+    )
 
 
 if __name__ == "__main__":

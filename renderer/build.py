@@ -6,6 +6,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from multiprocessing import get_context
@@ -85,17 +86,44 @@ class Builder:
     def fingerprint(self, config: Config) -> str:
         return inputs_fingerprint(Layout.find(config.layout))
 
+    @contextmanager
+    def session(self):
+        """Workers (started only when something must be rendered) shared by several steps."""
+        session = Session(self)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def run(self, jobs: list[DossierJob]) -> Run:
+        with self.session() as session:
+            return session.run(jobs)
+
+
+class Session:
+    """One build's executor: in this process, a pool of spawned processes, or a Dask client."""
+
+    def __init__(self, builder: Builder):
+        self.builder = builder
+        self._executor = None
+
+    def call(self, function, *args):
+        """Run a picklable function on a worker (or here when there are none) and wait."""
+        executor = self._executor_for(1)
+        if executor is None:
+            return function(*args)
+        return executor.submit(function, *args).result()
+
     def run(self, jobs: list[DossierJob]) -> Run:
         """Render the jobs the cache does not hold; every result is then in the cache."""
-        fingerprints: dict[str, str] = {}
-        keys = []
+        builder, fingerprints, keys = self.builder, {}, []
         for job in jobs:
             layout = job.config.layout
             if layout not in fingerprints:
-                fingerprints[layout] = self.fingerprint(job.config)
+                fingerprints[layout] = builder.fingerprint(job.config)
             keys.append(job.key(fingerprints[layout]))
         missing = {
-            key: job for key, job in zip(keys, jobs, strict=True) if self.cache.get(key) is None
+            key: job for key, job in zip(keys, jobs, strict=True) if builder.cache.get(key) is None
         }
         problems: list[Problem] = []
         done = len(jobs) - len(missing)
@@ -103,44 +131,59 @@ class Builder:
         for key, (pdf, found) in self._execute(missing):
             problems += found
             if pdf is not None:
-                self.cache.put(key, pdf)
+                builder.cache.put(key, pdf)
             done += 1
             self._report(done, len(jobs))
         return Run(keys, problems, len(missing))
 
     def _report(self, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(done, total)
+        if self.builder.progress is not None:
+            self.builder.progress(done, total)
 
     def _execute(self, jobs: dict[str, DossierJob]) -> Iterable[tuple[str, tuple]]:
-        if not jobs:
-            return
-        if self.scheduler:
-            yield from _on_dask(self.scheduler, jobs)
-            return
-        workers = min(self.workers or os.cpu_count() or 1, len(jobs))
-        if workers <= 1:
+        executor = self._executor_for(len(jobs))
+        if executor is None:
             for key, job in jobs.items():
                 yield key, render_job(job)
             return
-        # spawn: WeasyPrint is imported in each worker, never inherited through a fork
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(render_job, job): key for key, job in jobs.items()}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+        futures = {executor.submit(render_job, job): key for key, job in jobs.items()}
+        for future in self._completed(futures):
+            yield futures[future], future.result()
+
+    def _completed(self, futures):
+        if self.builder.scheduler:
+            from dask.distributed import as_completed as dask_completed
+
+            return dask_completed(futures)
+        return as_completed(futures)
+
+    def _executor_for(self, jobs: int):
+        if jobs == 0:
+            return None
+        if self._executor is None:
+            if self.builder.scheduler:
+                self._executor = _dask_client(self.builder.scheduler)
+            elif (self.builder.workers or os.cpu_count() or 1) > 1:
+                # spawn: WeasyPrint is imported in each worker, never inherited through a fork
+                workers = self.builder.workers or os.cpu_count()
+                self._executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            if self.builder.scheduler:
+                self._executor.close()
+            else:
+                self._executor.shutdown()
 
 
-def _on_dask(address: str, jobs: dict[str, DossierJob]):
+def _dask_client(address: str):
     try:
         from dask.distributed import Client
-        from dask.distributed import as_completed as dask_completed
     except ImportError:
         message = "--scheduler needs Dask: pip install 'dossier[dask]'"
         raise InvalidInput([Problem(address, None, "scheduler", message)]) from None
-    with Client(address) as client:
-        futures = {client.submit(render_job, job, pure=False): key for key, job in jobs.items()}
-        for future in dask_completed(futures):
-            yield futures[future], future.result()
+    return Client(address)
 
 
 def select_entries(records_dir: Path, targets: tuple[str, ...]) -> list[Entry]:

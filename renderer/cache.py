@@ -51,7 +51,7 @@ class RenderCache:
         self.folder = folder
 
     def path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.pdf.cache"
+        return self.folder / key[:2] / f"{key}.cache"
 
     def get(self, key: str) -> bytes | None:
         """The cached bytes, or None when absent, damaged or of another format (then removed)."""

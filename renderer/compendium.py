@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pikepdf
-
-from .build import Builder, DossierJob
+from .assemble import Assembler, OutlineEntry
+from .build import Builder, DossierJob, Session
+from .cache import job_key
 from .config import Config
-from .context import INTERNAL_SCHEME, PAPER_SIZES, Links
-from .fileio import write_atomic
-from .fontmerge import unify_fonts
+from .context import PAPER_SIZES, Links
+from .fileio import atomic_writer
 from .layouts import FONTS_DIR, Layout
 from .problems import InvalidInput
 from .records import Catalog
 
 INDEX_TARGET = "index"
+MATTER_PARTS = ("front", "back", "blanks")
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,30 @@ class CompendiumReport:
     rendered: int
 
 
+@dataclass(frozen=True)
 class Matter:
-    """The compendium's own pages (cover, contents, index, blank versos), from the layout."""
+    """What the compendium's own pages print: picklable, so a worker can lay them out."""
 
-    def __init__(self, catalog: Catalog, config: Config):
-        from .render import engine_for
+    config: Config
+    date: str
+    specimens: tuple[tuple[str, str, str], ...]  # slug, title, case number
+    aliases: tuple[tuple[str, str, str], ...]  # alias, title, slug
 
-        self.catalog, self.config = catalog, config
-        self.engine = engine_for(Layout.find(config.layout))
-        self.date = _build_date(catalog, config)
+    @classmethod
+    def of(cls, catalog: Catalog, config: Config) -> Matter:
+        specimens = tuple((e.slug, e.record.title, e.record.case_number) for e in catalog)
+        aliases = sorted(
+            (
+                (alias, e.record.title, e.slug)
+                for e in catalog
+                for alias in e.record.org_chart.aliases
+            ),
+            key=lambda row: (row[0].casefold(), row[1]),
+        )
+        return cls(config, _build_date(catalog, config), specimens, tuple(aliases))
 
-    def render(self, template: str, plan: PagePlan, **extra):
-        """One layout pass of a compendium template (a weasyprint.Document)."""
-        context = {
+    def context(self, plan: PagePlan, **extra) -> dict:
+        return {
             "title": "Specimen Compendium",
             "paper": PAPER_SIZES[self.config.paper],
             "organisation": self.config.organisation,
@@ -75,31 +87,34 @@ class Matter:
             "total_pages": plan.total,
             "index_page": plan.index,
             "specimens": [
-                {
-                    "slug": entry.slug,
-                    "title": entry.record.title,
-                    "case_number": entry.record.case_number,
-                    "page": plan.dossiers.get(entry.slug, 0),
-                }
-                for entry in self.catalog
+                {"slug": slug, "title": title, "case_number": case, "page": plan.dossiers[slug]}
+                for slug, title, case in self.specimens
             ],
-            "aliases": self._aliases(plan),
+            "aliases": [
+                {"alias": alias, "title": title, "slug": slug, "page": plan.dossiers[slug]}
+                for alias, title, slug in self.aliases
+            ],
             **extra,
         }
-        return self.engine.layout_html(self.engine.layout.render_html(context, template))
 
-    def _aliases(self, plan: PagePlan) -> list[dict]:
-        rows = [
-            {
-                "alias": alias,
-                "title": e.record.title,
-                "slug": e.slug,
-                "page": plan.dossiers.get(e.slug, 0),
-            }
-            for e in self.catalog
-            for alias in e.record.org_chart.aliases
-        ]
-        return sorted(rows, key=lambda row: (row["alias"].casefold(), row["title"]))
+
+def lay_out_matter(matter: Matter, plan: PagePlan) -> tuple[int, int, dict[str, bytes]]:
+    """Runs in a worker: page counts of the front and back matter, and every part's PDF."""
+    from .render import engine_for
+
+    engine = engine_for(Layout.find(matter.config.layout))
+
+    def lay_out(template: str, **extra):
+        return engine.layout_html(
+            engine.layout.render_html(matter.context(plan, **extra), template)
+        )
+
+    front = lay_out("compendium.html.j2", part="front", first_page=1)
+    back = lay_out("compendium.html.j2", part="back", first_page=plan.index)
+    parts = {"front": front.write_pdf(), "back": back.write_pdf()}
+    if plan.blanks:
+        parts["blanks"] = lay_out("blank.html.j2", pages=plan.blanks).write_pdf()
+    return len(front.pages), len(back.pages), parts
 
 
 def _build_date(catalog: Catalog, config: Config) -> str:
@@ -112,112 +127,111 @@ def _build_date(catalog: Catalog, config: Config) -> str:
 def build_compendium(
     catalog: Catalog, config: Config, out: Path, builder: Builder, *, duplex: bool = False
 ) -> CompendiumReport:
-    """Render (or reuse) every dossier with its compendium page numbers and assemble one PDF."""
-    matter = Matter(catalog, config)
-    slugs = list(catalog.entries)
-    plan = _settle_plan(matter, slugs, duplex)
-    jobs = [
-        DossierJob(
-            entry.record,
-            config,
-            Links(plan.dossiers, plan.dossiers[entry.slug], plan.total),
-        )
-        for entry in catalog
-    ]
-    run = builder.run(jobs)
+    """Render (or reuse) every dossier with its compendium page numbers and assemble one PDF.
+
+    As in Pelican's generators, every page number is settled before anything is rendered, so
+    each dossier is laid out once, with its final running number and cross-references.
+    """
+    matter = Matter.of(catalog, config)
+    slugs = [slug for slug, _, _ in matter.specimens]
+    with builder.session() as session:
+        plan, parts = _matter_pages(session, builder, matter, slugs, duplex)
+        jobs = [
+            DossierJob(
+                entry.record, config, Links(plan.dossiers, plan.dossiers[entry.slug], plan.total)
+            )
+            for entry in catalog
+        ]
+        run = session.run(jobs)
     if run.problems:
         raise InvalidInput(run.problems)
-    front = matter.render("compendium.html.j2", plan, part="front", first_page=1)
-    back = matter.render("compendium.html.j2", plan, part="back", first_page=plan.index)
-    blanks = matter.render("blank.html.j2", plan, pages=plan.blanks) if plan.blanks else None
-    pdf = _assemble(plan, slugs, builder, run.keys, front, back, blanks, matter)
-    write_atomic(out, pdf)
+    with atomic_writer(out) as stream:
+        _assemble(stream, plan, slugs, builder, run.keys, parts, matter)
     return CompendiumReport(out, plan.total, run.rendered)
 
 
-def _settle_plan(matter: Matter, slugs: list[str], duplex: bool) -> PagePlan:
-    """Page counts of the front and back matter, found by laying them out with a trial plan."""
+def _matter_pages(session: Session, builder: Builder, matter: Matter, slugs, duplex: bool):
+    """The page plan and the compendium's own pages, from the cache or laid out for it.
+
+    Their page counts decide where the dossiers go, so they are laid out for a guessed plan, and
+    again only when the guess was wrong. They depend on titles, case numbers and aliases, not on
+    the dossiers' text, so editing a record's text does not lay them out again.
+    """
+    key = job_key(kind="matter", inputs=builder.fingerprint(matter.config), matter=asdict(matter),
+                  duplex=duplex)  # fmt: skip
+    cached = _cached_matter(builder, key)
+    if cached is not None:
+        return cached
     front, index_pages = 2, 1
     for _ in range(4):
         plan = plan_pages(slugs, front, index_pages, duplex)
-        counted_front = len(
-            matter.render("compendium.html.j2", plan, part="front", first_page=1).pages
-        )
-        counted_index = len(
-            matter.render("compendium.html.j2", plan, part="back", first_page=plan.index).pages
-        )
+        counted_front, counted_index, parts = session.call(lay_out_matter, matter, plan)
         if (counted_front, counted_index) == (front, index_pages):
-            return plan
+            _store_matter(builder, key, plan, parts)
+            return plan, parts
         front, index_pages = counted_front, counted_index
-    return plan_pages(slugs, front, index_pages, duplex)
+    raise RuntimeError("the compendium's page count does not settle")
 
 
-def _assemble(plan, slugs, builder, keys, front, back, blanks, matter) -> bytes:
-    out = pikepdf.new()
-    keep_open = []
+def _cached_matter(builder: Builder, key: str):
+    raw = builder.cache.get(key)
+    if raw is None:
+        return None
+    stored = json.loads(raw)
+    parts = {name: builder.cache.get(part_key) for name, part_key in stored["parts"].items()}
+    if any(data is None for data in parts.values()):
+        return None
+    return PagePlan(**stored["plan"]), parts
 
-    def append(data: bytes) -> None:
-        source = pikepdf.open(io.BytesIO(data))
-        keep_open.append(source)
-        out.pages.extend(source.pages)
 
-    append(front.write_pdf())
-    blank_pages = iter(pikepdf.open(io.BytesIO(blanks.write_pdf())).pages) if blanks else iter(())
+def _store_matter(builder: Builder, key: str, plan: PagePlan, parts: dict[str, bytes]) -> None:
+    keys = {name: hashlib.sha256(data).hexdigest() for name, data in parts.items()}
+    for name, part_key in keys.items():
+        builder.cache.put(part_key, parts[name])
+    builder.cache.put(key, json.dumps({"plan": asdict(plan), "parts": keys}).encode())
+
+
+def _assemble(stream, plan: PagePlan, slugs, builder, keys, parts, matter: Matter) -> None:
+    """Stream every page into the file in order: front matter, dossiers (and blanks), index."""
+    layout = Layout.find(matter.config.layout)
+    assembler = Assembler(stream, plan.total, [FONTS_DIR, layout.folder])
+    targets = {**plan.dossiers, INDEX_TARGET: plan.index}
+    assembler.add(parts["front"], targets)
+    blanks = iter(_single_pages(parts["blanks"]) if plan.blanks else ())
     for slug, key in zip(slugs, keys, strict=True):
         if plan.dossiers[slug] - 1 in plan.blanks:
-            out.pages.append(next(blank_pages))
-        append(builder.cache.get(key))
-    append(back.write_pdf())
-    _link_specimens(out, plan)
-    _outline(out, plan, matter)
-    unify_fonts(out, [FONTS_DIR, matter.engine.layout.folder])
-    _metadata(out, matter)
-    buffer = io.BytesIO()
-    out.save(
-        buffer,
-        deterministic_id=True,
-        compress_streams=True,
-        object_stream_mode=pikepdf.ObjectStreamMode.generate,
-    )
-    for source in keep_open:
-        source.close()
-    return buffer.getvalue()
+            assembler.add(next(blanks), targets)
+        assembler.add(builder.cache.get(key), targets)
+    assembler.add(parts["back"], targets)
+    titles = {slug: title for slug, title, _ in matter.specimens}
+    outline = [
+        OutlineEntry("Cover", 1),
+        OutlineEntry("Contents", 2),
+        OutlineEntry("Specimens", plan.front + 1,
+                     [OutlineEntry(titles[slug], plan.dossiers[slug]) for slug in slugs]),
+        OutlineEntry("Index of aliases", plan.index),
+    ]  # fmt: skip
+    info = {
+        "Title": "Specimen Compendium",
+        "Author": matter.config.author,
+        "Subject": f"{len(slugs)} specimens, compiled {matter.date}",
+        "Creator": "dossier",
+    }
+    assembler.finish(outline, info)
 
 
-def _link_specimens(pdf: pikepdf.Pdf, plan: PagePlan) -> None:
-    """`specimen:<slug>` links, written by the layout, become links to that specimen's page."""
-    targets = {**plan.dossiers, INDEX_TARGET: plan.index}
-    for page in pdf.pages:
-        for annotation in page.obj.get("/Annots", []):
-            action = annotation.get("/A")
-            uri = str(action.get("/URI", "")) if action is not None else ""
-            if not uri.startswith(INTERNAL_SCHEME):
-                continue
-            number = targets.get(uri.removeprefix(INTERNAL_SCHEME))
-            if number is None:
-                del annotation["/A"]
-                continue
-            destination = pdf.pages[number - 1].obj
-            annotation.A = pikepdf.Dictionary(
-                S=pikepdf.Name.GoTo, D=pikepdf.Array([destination, pikepdf.Name.Fit])
-            )
+def _single_pages(pdf: bytes) -> list[bytes]:
+    """Each page of a PDF as a PDF of its own (blank versos, rendered together)."""
+    import io
 
+    import pikepdf
 
-def _outline(pdf: pikepdf.Pdf, plan: PagePlan, matter: Matter) -> None:
-    with pdf.open_outline() as outline:
-        outline.root.append(pikepdf.OutlineItem("Cover", 0))
-        outline.root.append(pikepdf.OutlineItem("Contents", 1))
-        specimens = pikepdf.OutlineItem("Specimens", plan.front)
-        for entry in matter.catalog:
-            specimens.children.append(
-                pikepdf.OutlineItem(entry.record.title, plan.dossiers[entry.slug] - 1)
-            )
-        outline.root.append(specimens)
-        outline.root.append(pikepdf.OutlineItem("Index of aliases", plan.index - 1))
-
-
-def _metadata(pdf: pikepdf.Pdf, matter: Matter) -> None:
-    pdf.docinfo["/Title"] = "Specimen Compendium"
-    pdf.docinfo["/Author"] = matter.config.author
-    pdf.docinfo["/Subject"] = f"{len(matter.catalog)} specimens, compiled {matter.date}"
-    pdf.docinfo["/Creator"] = "dossier"
+    pages = []
+    with pikepdf.open(io.BytesIO(pdf)) as source:
+        for page in source.pages:
+            single = pikepdf.new()
+            single.pages.append(page)
+            buffer = io.BytesIO()
+            single.save(buffer, deterministic_id=True)
+            pages.append(buffer.getvalue())
+    return pages

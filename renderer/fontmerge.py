@@ -1,8 +1,8 @@
-"""PDF finishing: merged dossiers share one subset of each font face instead of one each.
+"""PDF finishing: merged documents share one subset of each font face instead of one each.
 
 WeasyPrint subsets every font while keeping glyph ids (retain-gids), and names a face the same
-in every render. So after merging, all dictionaries of one face can be replaced by one whose
-font program is the original font cut down to the union of the glyphs every page uses.
+in every render. So when documents are merged, all dictionaries of one face can be replaced by
+one whose font program is the original font cut down to the union of the glyphs every page uses.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections import defaultdict
+import zlib
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import pikepdf
@@ -34,33 +36,110 @@ endcodespacerange
 CMAP_FOOTER = b"endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n"
 
 
-def unify_fonts(pdf: pikepdf.Pdf, font_folders: list[Path]) -> int:
-    """Give each font face one shared, minimal font program; returns how many faces were merged."""
-    groups = _faces(pdf)
-    originals = _originals(font_folders)
-    shared = {}
-    for base_font, fonts in groups.items():
-        if len(fonts) > 1 and (merged := _merge(pdf, fonts, originals)) is not None:
-            shared[base_font] = merged
-    for page in pdf.pages:
-        resources = page.obj.get("/Resources")
-        if resources is None or "/Font" not in resources:
-            continue
-        for name, font in list(resources.Font.items()):
-            replacement = shared.get(str(font.get("/BaseFont")))
-            if replacement is not None:
-                resources.Font[name] = replacement
-    return len(shared)
+@dataclass
+class Face:
+    """One font face seen in the merged documents, and everything its pages use."""
+
+    number: int  # the shared Type0 font object
+    original: Path
+    descendant: bytes  # the CIDFont dictionary's own entries
+    descriptor: bytes  # the FontDescriptor's entries, without the font program
+    widths: dict[int, float] = field(default_factory=dict)
+    to_unicode: dict[int, bytes] = field(default_factory=dict)
 
 
-def _faces(pdf: pikepdf.Pdf) -> dict[str, list[pikepdf.Dictionary]]:
-    groups: dict[str, dict] = defaultdict(dict)
-    for page in pdf.pages:
-        resources = page.obj.get("/Resources")
-        for font in (resources.get("/Font", {}) if resources is not None else {}).values():
-            if font.get("/Subtype") == "/Type0" and font.is_indirect:
-                groups[str(font.BaseFont)][font.objgen] = font
-    return {name: list(fonts.values()) for name, fonts in groups.items()}
+class FaceMerger:
+    """Collects every use of each face while documents are merged; writes one font per face."""
+
+    def __init__(self, font_folders: list[Path]):
+        self.originals = _originals(font_folders)
+        self.faces: dict[str, Face | None] = {}  # None: this face is copied as it is
+
+    def shared_number(self, font, allocate) -> int | None:
+        """The object number of the shared font replacing `font`, or None to copy it."""
+        if not isinstance(font, pikepdf.Dictionary) or font.get("/Subtype") != "/Type0":
+            return None
+        name = str(font.get("/BaseFont"))
+        if name not in self.faces:
+            self.faces[name] = self._new_face(font, allocate)
+        face = self.faces[name]
+        if face is None:
+            return None
+        unicode_map = _read_to_unicode(font.ToUnicode.read_bytes())
+        face.to_unicode.update(unicode_map or {})
+        face.widths.update(_read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array())))
+        return face.number
+
+    def _new_face(self, font, allocate) -> Face | None:
+        descendant = font.DescendantFonts[0]
+        descriptor = descendant.get("/FontDescriptor")
+        program = descriptor.get("/FontFile2") if descriptor is not None else None
+        if program is None or b"beginbfrange" in font.ToUnicode.read_bytes():
+            return None
+        with TTFont(io.BytesIO(program.read_bytes()), lazy=True) as subset_font:
+            original = self.originals.get(_identity(subset_font))
+        skip_descendant = {"/W", "/FontDescriptor"}
+        skip_descriptor = {"/FontFile2", "/CIDSet"}
+        try:
+            return Face(
+                allocate(),
+                original,
+                _direct_entries(descendant, skip_descendant),
+                _direct_entries(descriptor, skip_descriptor),
+            ) if original else None  # fmt: skip
+        except ValueError:  # an entry refers to another object: copy the face as it is
+            return None
+
+    def objects(self, allocate):
+        """(number, dictionary, stream data or None) of every shared font object."""
+        for face in self.faces.values():
+            if face is None:
+                continue
+            descendant, descriptor, program, cmap = (allocate() for _ in range(4))
+            data = _subset(face.original, sorted(set(face.widths) | set(face.to_unicode) | {0}))
+            yield (
+                program,
+                b"<</Filter /FlateDecode /Length1 %d>>" % len(data),
+                zlib.compress(data, 9),
+            )
+            yield (
+                cmap,
+                b"<</Filter /FlateDecode>>",
+                zlib.compress(_write_to_unicode(face.to_unicode), 9),
+            )
+            yield descriptor, b"<<%s /FontFile2 %d 0 R>>" % (face.descriptor, program), None
+            yield (
+                descendant,
+                b"<<%s /FontDescriptor %d 0 R /W %s>>"
+                % (face.descendant, descriptor, _write_widths(face.widths)),
+                None,
+            )
+            base_font = face.descendant.split(b"/BaseFont ", 1)[1].split(b" ", 1)[0]
+            yield (
+                face.number,
+                b"<</Type /Font /Subtype /Type0 /BaseFont %s /Encoding /Identity-H"
+                b" /DescendantFonts [%d 0 R] /ToUnicode %d 0 R>>" % (base_font, descendant, cmap),
+                None,
+            )
+
+
+def _direct_entries(dictionary, skip: set[str]) -> bytes:
+    """` /Key value` pairs of a dictionary whose values hold no references."""
+    return b"".join(
+        b" " + pikepdf.Name(key).unparse() + b" " + _direct(dictionary.get(key))
+        for key in sorted(dictionary.keys())
+        if key not in skip
+    )
+
+
+def _direct(value) -> bytes:
+    if isinstance(value, pikepdf.Object) and value.is_indirect:
+        raise ValueError("indirect")
+    if isinstance(value, pikepdf.Dictionary):
+        return b"<<" + _direct_entries(value, set()) + b">>"
+    if isinstance(value, pikepdf.Array):
+        return b"[" + b" ".join(_direct(item) for item in value) + b"]"
+    return scalar(value)
 
 
 def _identity(font: TTFont) -> tuple:
@@ -83,35 +162,6 @@ def _originals(folders: list[Path]) -> dict[tuple, Path]:
                 with TTFont(path, lazy=True) as font:
                     found.setdefault(_identity(font), path)
     return found
-
-
-def _merge(pdf: pikepdf.Pdf, fonts: list, originals: dict[tuple, Path]):
-    descendant = fonts[0].DescendantFonts[0]
-    program = descendant.FontDescriptor.get("/FontFile2")
-    if program is None:  # CFF fonts (FontFile3) are left as they are
-        return None
-    original = originals.get(_identity(TTFont(io.BytesIO(program.read_bytes()), lazy=True)))
-    if original is None:
-        return None
-    widths: dict[int, float] = {}
-    to_unicode: dict[int, bytes] = {}
-    for font in fonts:
-        unicode_map = _read_to_unicode(font.ToUnicode.read_bytes())
-        if unicode_map is None:
-            return None
-        to_unicode.update(unicode_map)
-        widths.update(_read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array())))
-    data = _subset(original, sorted(set(widths) | set(to_unicode) | {0}))
-    merged = pdf.copy_foreign(fonts[0]) if fonts[0].is_indirect is False else fonts[0]
-    merged_descendant = merged.DescendantFonts[0]
-    merged_descendant.W = _write_widths(widths)
-    merged.ToUnicode = pdf.make_stream(_write_to_unicode(to_unicode))
-    font_file = pdf.make_stream(data)
-    font_file.Length1 = len(data)
-    merged_descendant.FontDescriptor.FontFile2 = font_file
-    if "/CIDSet" in merged_descendant.FontDescriptor:
-        del merged_descendant.FontDescriptor["/CIDSet"]
-    return merged
 
 
 def _subset(path: Path, gids: list[int]) -> bytes:
@@ -150,24 +200,17 @@ def _read_widths(array) -> dict[int, float]:
     return widths
 
 
-def _write_widths(widths: dict[int, float]) -> pikepdf.Array:
-    array, run_start, run = [], None, []
+def _write_widths(widths: dict[int, float]) -> bytes:
+    """`start [w1 w2 ...]` runs of consecutive glyph ids."""
+    runs: list[tuple[int, list[str]]] = []
     for gid in sorted(widths):
-        if run_start is not None and gid == run_start + len(run):
-            run.append(widths[gid])
-            continue
-        if run_start is not None:
-            array += [run_start, pikepdf.Array(run)]
-        run_start, run = gid, [widths[gid]]
-    if run_start is not None:
-        array += [run_start, pikepdf.Array(run)]
-    return pikepdf.Array([_number(value) for value in array])
-
-
-def _number(value):
-    if isinstance(value, pikepdf.Array):
-        return pikepdf.Array([int(v) if float(v).is_integer() else v for v in value])
-    return value
+        width = widths[gid]
+        text = str(int(width)) if float(width).is_integer() else f"{width:.3f}".rstrip("0")
+        if runs and gid == runs[-1][0] + len(runs[-1][1]):
+            runs[-1][1].append(text)
+        else:
+            runs.append((gid, [text]))
+    return b"[" + b" ".join(b"%d [%s]" % (gid, " ".join(ws).encode()) for gid, ws in runs) + b"]"
 
 
 BFCHAR = re.compile(rb"beginbfchar(.*?)endbfchar", re.S)
@@ -194,3 +237,19 @@ def _write_to_unicode(mapping: dict[int, bytes]) -> bytes:
         body += b"".join(b"<%04x> <%s>\n" % (gid, text) for gid, text in batch)
         body += b"endbfchar\n"
     return CMAP_HEADER + body + CMAP_FOOTER
+
+
+def scalar(value) -> bytes:
+    """A PDF number, boolean, null, name or string, as it is written in a file."""
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if value is None:
+        return b"null"
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, Decimal):
+        text = f"{value:f}"
+        return (text.rstrip("0").rstrip(".") if "." in text else text).encode() or b"0"
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".").encode() or b"0"
+    return value.unparse()

@@ -50,3 +50,10 @@ def qr_codes(pdf: bytes, dpi: int = 150) -> list[str]:
         image = page.render(scale=dpi / 72, grayscale=True).to_pil()
         found += [result.text for result in zxingcpp.read_barcodes(image)]
     return found
+
+
+def named_destinations(document: pikepdf.Pdf) -> dict[str, int]:
+    """Named destination -> 1-based page number."""
+    page_numbers = {page.objgen: number for number, page in enumerate(document.pages, 1)}
+    names = list(document.Root.Names.Dests.Names)
+    return {str(names[i]): page_numbers[names[i + 1][0].objgen] for i in range(0, len(names), 2)}

@@ -87,28 +87,30 @@ def test_outline_points_at_every_part(built):
     catalog, _, _, pdf = built
     pages = dossier_page_of(page_texts(pdf))
     with pikepdf.open(io.BytesIO(pdf)) as document:
-        page_index = {page.objgen: number for number, page in enumerate(document.pages, 1)}
+        destinations = pdfs.named_destinations(document)
         with document.open_outline() as outline:
             top = {item.title: item for item in outline.root}
             assert list(top) == ["Cover", "Contents", "Specimens", "Index of aliases"]
-            assert page_index[top["Contents"].destination[0].objgen] == 2
+            assert destinations[str(top["Cover"].destination)] == 1
+            assert destinations[str(top["Contents"].destination)] == 2
             titles = {e.record.title: e.slug for e in catalog}
+            assert len(top["Specimens"].children) == len(catalog)
             for item in top["Specimens"].children:
-                assert page_index[item.destination[0].objgen] == pages[titles[item.title]]
-            assert (
-                page_index[top["Index of aliases"].destination[0].objgen] == len(document.pages) - 1
-            )
+                assert destinations[str(item.destination)] == pages[titles[item.title]]
+            index = destinations[str(top["Index of aliases"].destination)]
+            assert index == len(document.pages) - 1
+            assert page_texts(pdf)[index - 1].startswith("Index of aliases")
 
 
 def test_related_specimens_link_to_their_pages(built):
     catalog, _, _, pdf = built
     pages = dossier_page_of(page_texts(pdf))
     with pikepdf.open(io.BytesIO(pdf)) as document:
-        page_index = {page.objgen: number for number, page in enumerate(document.pages, 1)}
+        destinations = pdfs.named_destinations(document)
         for entry in catalog:
             page = document.pages[pages[entry.slug] - 1]
             targets = {
-                page_index[annotation.A.D[0].objgen]
+                destinations[str(annotation.A.D)]
                 for annotation in page.get("/Annots", [])
                 if annotation.A.S == "/GoTo"
             }
@@ -124,6 +126,31 @@ def test_printed_cross_references_match(built):
     for entry in catalog:
         printed = [int(n) for n in re.findall(r"→ p\. (\d+)", texts[pages[entry.slug] - 1])]
         assert printed == [pages[r.target] for r in entry.record.related]
+
+
+def test_contents_and_index_entries_link_to_their_pages(built):
+    *_, pdf = built
+    pages = dossier_page_of(page_texts(pdf))
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        destinations = pdfs.named_destinations(document)
+        contents = {
+            destinations[str(a.A.D)] for a in document.pages[1].get("/Annots", []) if "/A" in a
+        }
+        assert contents == {*pages.values(), len(document.pages) - 1}
+        index_targets = {
+            destinations[str(a.A.D)]
+            for page in document.pages[-2:]
+            for a in page.get("/Annots", [])
+            if "/A" in a
+        }
+        assert index_targets == set(pages.values())
+
+
+def test_the_file_is_sound(built):
+    *_, pdf = built
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        assert document.check_pdf_syntax() == []
+        assert "/Outlines" in document.Root
 
 
 def test_each_font_face_is_embedded_once(built):
@@ -150,10 +177,10 @@ def test_a_cached_rebuild_is_byte_identical_and_renders_nothing(built, tmp_path)
 
 def test_a_damaged_cache_entry_is_rebuilt_not_used(built, tmp_path):
     catalog, builder, _, pdf = built
-    entries = sorted(builder.cache_dir.rglob("*.cache"))
-    entries[0].write_bytes(entries[0].read_bytes()[:-100])
+    for entry in builder.cache_dir.rglob("*.cache"):  # truncated, as by a full disk
+        entry.write_bytes(entry.read_bytes()[:-100])
     report = build_compendium(catalog, CONFIG, tmp_path / "again.pdf", builder)
-    assert report.rendered == 1
+    assert report.rendered == len(catalog)
     assert (tmp_path / "again.pdf").read_bytes() == pdf
 
 

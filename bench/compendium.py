@@ -1,0 +1,187 @@
+"""Benchmark: compendium builds against one single-document WeasyPrint render, side by side.
+
+Usage: .venv/bin/python bench/compendium.py [--sizes 200 1000] [--jobs 2] [--skip-reference]
+
+Generates synthetic catalogs (the committed records as templates, realistic lengths, related links
+inside the catalog), then reports for each size: cold build time, rebuild time after editing one
+record, peak memory of the whole process tree, file size per page; and for the smallest size the
+same figures for one WeasyPrint document holding every dossier, with the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from renderer.build import Builder
+from renderer.compendium import build_compendium
+from renderer.config import Config
+from renderer.context import dossier_context
+from renderer.layouts import FONTS_CSS, Layout
+from renderer.records import dump_record, load_catalog
+
+REFERENCE_SCALE = 0.72  # one document has one root size: the smallest, so every dossier fits a page
+
+
+def synthetic_catalog(size: int, folder: Path) -> Path:
+    """`size` records made from the committed ones, renamed, linked among themselves."""
+    templates = [entry.record for entry in load_catalog("records")]
+    chooser = random.Random(size)
+    titles = [
+        f"{templates[i % len(templates)].title} {i // len(templates) + 1:04d}" for i in range(size)
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, title in enumerate(titles):
+        template = templates[index % len(templates)]
+        others = chooser.sample([t for t in titles if t != title], len(template.related))
+        related = [
+            item.model_copy(update={"title": other, "slug": None})
+            for item, other in zip(template.related, others, strict=True)
+        ]
+        record = template.model_copy(update={"title": title, "related": related})
+        (folder / f"{record.slug}.yaml").write_text(dump_record(record), encoding="utf-8")
+    return folder
+
+
+class PeakMemory:
+    """Polls the RSS of this process and all its children; `peak` is in MB."""
+
+    def __init__(self):
+        self.peak, self._running = 0.0, True
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._running = False
+        self._thread.join()
+
+    def _poll(self):
+        me = psutil.Process()
+        while self._running:
+            processes = [me, *me.children(recursive=True)]
+            total = 0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):  # a worker may just have exited
+                    total += process.memory_info().rss
+            self.peak = max(self.peak, total / 1e6)
+            time.sleep(0.05)
+
+
+def timed_build(catalog_dir: Path, cache: Path, out: Path, jobs: int) -> dict:
+    catalog = load_catalog(catalog_dir)
+    builder = Builder(cache, workers=jobs)
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        report = build_compendium(catalog, Config(), out, builder)
+        seconds = time.perf_counter() - start
+    size = out.stat().st_size
+    return {
+        "seconds": seconds,
+        "peak_mb": memory.peak,
+        "pages": report.pages,
+        "bytes_per_page": size / report.pages,
+        "rendered": report.rendered,
+    }
+
+
+def single_document(catalog_dir: Path, out: Path) -> dict:
+    """Every dossier's final HTML in one WeasyPrint document (one root scale for all)."""
+    import weasyprint
+
+    config, catalog = Config(), load_catalog(catalog_dir)
+    layout = Layout.find(config.layout)
+    bodies = []
+    for entry in catalog:
+        html = layout.render_html(dossier_context(entry.record, config, scale=REFERENCE_SCALE))
+        body = html.split("<body>", 1)[1].rsplit("</body>", 1)[0]
+        bodies.append(f'<div style="break-after: page">{body}</div>')
+    head = html.split("<body>", 1)[0]
+    document = head + "<body>" + "".join(bodies) + "</body></html>"
+    from weasyprint.text.fonts import FontConfiguration
+
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        fonts = FontConfiguration()
+        stylesheet = weasyprint.CSS(filename=str(FONTS_CSS), font_config=fonts)
+        pdf = weasyprint.HTML(string=document, base_url=layout.base_url).write_pdf(
+            stylesheets=[stylesheet], font_config=fonts
+        )
+        seconds = time.perf_counter() - start
+    out.write_bytes(pdf)
+    pages = _pages(pdf)
+    return {
+        "seconds": seconds,
+        "peak_mb": memory.peak,
+        "pages": pages,
+        "bytes_per_page": len(pdf) / pages,
+    }
+
+
+def _pages(pdf: bytes) -> int:
+    import io
+
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        return len(document.pages)
+
+
+def edit_one(catalog_dir: Path) -> None:
+    path = sorted(catalog_dir.glob("*.yaml"))[len(list(catalog_dir.glob("*.yaml"))) // 2]
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("  diagnosis: ", "  diagnosis: Re-examined. ", 1), encoding="utf-8"
+    )
+
+
+def describe(figures: dict) -> str:
+    return (
+        f"{figures['seconds']:.1f} s, {figures['pages']} pages, peak {figures['peak_mb']:.0f} MB,"
+        f" {figures['bytes_per_page'] / 1000:.1f} KB/page"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--skip-reference", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dossier-bench-") as scratch:
+        root = Path(scratch)
+        for size in args.sizes:
+            records = synthetic_catalog(size, root / f"records-{size}")
+            cache = root / f"cache-{size}"
+            cold = timed_build(records, cache, root / f"c{size}.pdf", args.jobs)
+            print(f"N={size} cold build: {describe(cold)}", flush=True)
+            edit_one(records)
+            warm = timed_build(records, cache, root / f"w{size}.pdf", args.jobs)
+            share = warm["seconds"] / cold["seconds"]
+            print(
+                f"N={size} rebuild after editing one record ({warm['rendered']} rendered):"
+                f" {describe(warm)}; {share:.1%} of the cold build",
+                flush=True,
+            )
+            if size == min(args.sizes) and not args.skip_reference:
+                ref = single_document(records, root / f"single{size}.pdf")
+                print(f"N={size} one WeasyPrint document: {describe(ref)}")
+                print(
+                    f"N={size} compendium / one document: time {cold['seconds'] / ref['seconds']:.2f},"
+                    f" size per page {cold['bytes_per_page'] / ref['bytes_per_page']:.2f},"
+                    f" peak memory {cold['peak_mb'] / ref['peak_mb']:.2f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

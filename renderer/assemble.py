@@ -1,0 +1,231 @@
+"""Assembly: pages of many PDFs streamed into one file, with shared fonts, page links, an outline.
+
+Memory stays flat however many documents are merged: each source is opened, its page's objects
+are renumbered and written out, and it is closed; only object offsets and the fonts' glyph
+tables stay in memory. Small objects are packed into compressed object streams, as WeasyPrint's
+own output is. Links written by a layout as `specimen:<slug>` become named destinations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import pikepdf
+
+from .fontmerge import FaceMerger, scalar
+
+OBJECTS_PER_STREAM = 200
+
+
+@dataclass
+class OutlineEntry:
+    title: str
+    page: int  # 1-based
+    children: list[OutlineEntry] = field(default_factory=list)
+
+
+def page_destination(number: int) -> str:
+    return f"page-{number:06d}"
+
+
+class Assembler:
+    """Writes a PDF of `page_count` pages, fed one source PDF at a time, in page order."""
+
+    def __init__(self, stream: BinaryIO, page_count: int, font_folders: list[Path]):
+        self.stream, self.page_count = stream, page_count
+        self.digest = hashlib.sha256()
+        self.offsets: dict[int, tuple[int, int, int]] = {}  # number -> xref entry
+        self.next_number = 3 + page_count  # 1 catalog, 2 page tree, then the pages
+        self.pages_written = 0
+        self.pending: list[tuple[int, bytes]] = []
+        self.fonts = FaceMerger(font_folders)
+        self._write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+
+    # -- feeding ---------------------------------------------------------------------------
+    def add(self, pdf: bytes, link_pages: dict[str, int]) -> None:
+        """Append every page of `pdf`; `specimen:<target>` links go to link_pages[target]."""
+        with pikepdf.open(io.BytesIO(pdf)) as source:
+            numbers: dict[tuple[int, int], int] = {}
+            queue: list[pikepdf.Object] = []
+            for page in source.pages:
+                _retarget_links(page, link_pages)
+                number = 3 + self.pages_written
+                self.pages_written += 1
+                numbers[page.obj.objgen] = number
+                queue.append(page.obj)
+            while queue:
+                obj = queue.pop(0)
+                number = numbers[obj.objgen]
+                body = self._serialize(obj, numbers, queue, top=True)
+                if isinstance(obj, pikepdf.Stream):
+                    self._write_stream(number, body, obj.read_raw_bytes())
+                else:
+                    self._queue_object(number, body)
+
+    def _ref(self, obj, numbers, queue) -> bytes:
+        shared = self.fonts.shared_number(obj, self._allocate)
+        if shared is not None:
+            return b"%d 0 R" % shared
+        if obj.objgen not in numbers:
+            numbers[obj.objgen] = self._allocate()
+            queue.append(obj)
+        return b"%d 0 R" % numbers[obj.objgen]
+
+    def _allocate(self) -> int:
+        self.next_number += 1
+        return self.next_number - 1
+
+    def _serialize(self, obj, numbers, queue, top=False) -> bytes:
+        if isinstance(obj, pikepdf.Object) and obj.is_indirect and not top:
+            return self._ref(obj, numbers, queue)
+        if isinstance(obj, pikepdf.Stream):
+            obj = obj.stream_dict
+        if isinstance(obj, pikepdf.Dictionary):
+            parts = []
+            for key in sorted(obj.keys()):
+                if key == "/Length" or (key == "/Parent" and obj.get("/Type") == "/Page"):
+                    continue
+                value = self._serialize(obj.get(key), numbers, queue)
+                parts.append(pikepdf.Name(key).unparse() + b" " + value)
+            if obj.get("/Type") == "/Page":
+                parts.append(b"/Parent 2 0 R")
+            return b"<<" + b" ".join(parts) + b">>"
+        if isinstance(obj, pikepdf.Array):
+            return b"[" + b" ".join(self._serialize(item, numbers, queue) for item in obj) + b"]"
+        return scalar(obj)
+
+    # -- writing ---------------------------------------------------------------------------
+    def _write(self, data: bytes) -> int:
+        offset = self.stream.tell()
+        self.stream.write(data)
+        self.digest.update(data)
+        return offset
+
+    def _write_stream(self, number: int, dictionary: bytes, data: bytes) -> None:
+        head = dictionary[:-2] + b" /Length %d>>" % len(data)
+        offset = self._write(
+            b"%d 0 obj\n%s\nstream\n" % (number, head) + data + b"\nendstream\nendobj\n"
+        )
+        self.offsets[number] = (1, offset, 0)
+
+    def _queue_object(self, number: int, body: bytes) -> None:
+        self.pending.append((number, body))
+        if len(self.pending) >= OBJECTS_PER_STREAM:
+            self._flush_objects()
+
+    def _flush_objects(self) -> None:
+        if not self.pending:
+            return
+        number = self._allocate()
+        header, bodies, position = [], [], 0
+        for index, (member, body) in enumerate(self.pending):
+            header.append(b"%d %d" % (member, position))
+            bodies.append(body)
+            position += len(body) + 1
+            self.offsets[member] = (2, number, index)
+        head = b" ".join(header) + b"\n"
+        data = zlib.compress(head + b"\n".join(bodies) + b"\n", 9)
+        dictionary = b"<</Type /ObjStm /N %d /First %d /Filter /FlateDecode>>" % (
+            len(self.pending),
+            len(head),
+        )
+        self._write_stream(number, dictionary, data)
+        self.pending = []
+
+    def finish(self, outline: list[OutlineEntry], info: dict[str, str]) -> None:
+        """Shared fonts, page tree, destinations, outline, metadata, cross-reference stream."""
+        if self.pages_written != self.page_count:
+            raise RuntimeError(f"{self.pages_written} pages written, {self.page_count} planned")
+        for number, body, data in self.fonts.objects(self._allocate):
+            if data is None:
+                self._queue_object(number, body)
+            else:
+                self._write_stream(number, body, data)
+        kids = b" ".join(b"%d 0 R" % (3 + i) for i in range(self.page_count))
+        self._queue_object(2, b"<</Type /Pages /Count %d /Kids [%s]>>" % (self.page_count, kids))
+        outline_number = self._write_outline(outline)
+        names = b" ".join(
+            b"%s [%d 0 R /Fit]" % (pikepdf.String(page_destination(i + 1)).unparse(), 3 + i)
+            for i in range(self.page_count)
+        )
+        self._queue_object(
+            1,
+            b"<</Type /Catalog /Pages 2 0 R /Outlines %d 0 R /PageMode /UseOutlines"
+            b" /Names <</Dests <</Names [%s]>>>>>>" % (outline_number, names),
+        )
+        info_number = self._allocate()
+        entries = b" ".join(
+            pikepdf.Name("/" + key).unparse() + b" " + pikepdf.String(value).unparse()
+            for key, value in sorted(info.items())
+        )
+        self._queue_object(info_number, b"<<" + entries + b">>")
+        self._flush_objects()
+        self._write_xref(info_number)
+
+    def _write_outline(self, entries: list[OutlineEntry]) -> int:
+        root = self._allocate()
+        first, last, count = self._outline_level(entries, root)
+        self._queue_object(
+            root, b"<</Type /Outlines /First %d 0 R /Last %d 0 R /Count %d>>" % (first, last, count)
+        )
+        return root
+
+    def _outline_level(self, entries: list[OutlineEntry], parent: int) -> tuple[int, int, int]:
+        numbers = [self._allocate() for _ in entries]
+        total = len(entries)
+        for index, (entry, number) in enumerate(zip(entries, numbers, strict=True)):
+            parts = [
+                b"/Title " + pikepdf.String(entry.title).unparse(),
+                b"/Parent %d 0 R" % parent,
+                b"/Dest " + pikepdf.String(page_destination(entry.page)).unparse(),
+            ]
+            if index > 0:
+                parts.append(b"/Prev %d 0 R" % numbers[index - 1])
+            if index < len(entries) - 1:
+                parts.append(b"/Next %d 0 R" % numbers[index + 1])
+            if entry.children:
+                first, last, count = self._outline_level(entry.children, number)
+                parts.append(b"/First %d 0 R /Last %d 0 R /Count %d" % (first, last, count))
+                total += count
+            self._queue_object(number, b"<<" + b" ".join(parts) + b">>")
+        return numbers[0], numbers[-1], total
+
+    def _write_xref(self, info_number: int) -> None:
+        number = self._allocate()
+        size = number + 1
+        identifier = self.digest.hexdigest()[:32].encode()
+        rows = [b"\x00\x00\x00\x00\x00\xff\xff"]
+        for member in range(1, size):
+            kind, first, second = self.offsets.get(member, (1, 0, 0))
+            rows.append(bytes([kind]) + first.to_bytes(4, "big") + second.to_bytes(2, "big"))
+        offset = self.stream.tell()
+        self.offsets[number] = (1, offset, 0)
+        rows[number] = b"\x01" + offset.to_bytes(4, "big") + b"\x00\x00"
+        data = zlib.compress(b"".join(rows), 9)
+        self._write(
+            b"%d 0 obj\n<</Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Info %d 0 R"
+            b" /ID [<%s> <%s>] /Filter /FlateDecode /Length %d>>\nstream\n"
+            % (number, size, info_number, identifier, identifier, len(data))
+            + data
+            + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % offset
+        )
+
+
+def _retarget_links(page: pikepdf.Page, link_pages: dict[str, int]) -> None:
+    from .context import INTERNAL_SCHEME
+
+    for annotation in page.obj.get("/Annots", []):
+        action = annotation.get("/A")
+        uri = str(action.get("/URI", "")) if action is not None else ""
+        if uri.startswith(INTERNAL_SCHEME):
+            target = link_pages.get(uri.removeprefix(INTERNAL_SCHEME))
+            if target is None:
+                del annotation["/A"]
+            else:
+                destination = pikepdf.String(page_destination(target))
+                annotation.A = pikepdf.Dictionary(S=pikepdf.Name.GoTo, D=destination)
