@@ -78,6 +78,7 @@ class Builder:
     workers: int | None = None
     scheduler: str | None = None
     progress: Progress | None = None
+    _session: Session | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def cache(self) -> RenderCache:
@@ -88,12 +89,16 @@ class Builder:
 
     @contextmanager
     def session(self):
-        """Workers (started only when something must be rendered) shared by several steps."""
-        session = Session(self)
+        """Workers (started only when something must be rendered) shared by the steps inside."""
+        if self._session is not None:  # nested: the outer block owns the workers
+            yield self._session
+            return
+        self._session = Session(self)
         try:
-            yield session
+            yield self._session
         finally:
-            session.close()
+            self._session.close()
+            self._session = None
 
     def run(self, jobs: list[DossierJob]) -> Run:
         with self.session() as session:

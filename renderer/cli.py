@@ -285,7 +285,8 @@ def build(records_dir, config_path, strict, out, jobs, scheduler, quiet) -> None
     catalog = load_catalog(records_dir, strict=strict)
     show_problems(catalog.warnings)
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
-    if render_dossiers(list(catalog), config, out / "dossiers", builder, echo=click.echo):
-        raise SystemExit(1)
-    report = build_compendium(catalog, config, out / "compendium.pdf", builder)
+    with builder.session():  # one set of workers for both steps
+        if render_dossiers(list(catalog), config, out / "dossiers", builder, echo=click.echo):
+            raise SystemExit(1)
+        report = build_compendium(catalog, config, out / "compendium.pdf", builder)
     click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")

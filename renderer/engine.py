@@ -15,7 +15,7 @@ from .layouts import FONTS_CSS, Layout, guess_type, is_allowed_file
 from .problems import InvalidInput, Problem
 
 SHEET_ID = "sheet"  # the element whose height must fit the page; see layouts/README.md
-MIN_SCALE = 0.72  # body text 9 pt x 0.72 = 6.5 pt, the smallest legible size
+MIN_SCALE = 0.73  # body text 9 pt x 0.73 = 6.57 pt: the smallest legible size, in whole hundredths
 MAX_SCALE = 1.25
 FULL_ENOUGH = 0.9  # a page filled to 90% needs no larger type
 MAX_PASSES = 5
@@ -112,7 +112,7 @@ class Engine:
                 if scale <= MIN_SCALE:
                     break
             floor = best.scale if best else MIN_SCALE
-            scale = min(next_scale(scale, measure), too_big - 0.01)
+            scale = round(min(next_scale(scale, measure), too_big - 0.01), 2)
             if best is not None and scale <= floor + 0.005:
                 return Fitted(best.document, best.scale, passes)
         if best is not None:
@@ -154,7 +154,8 @@ def next_scale(scale: float, measure: Measure) -> float:
 
 
 def _clamp(scale: float) -> float:
-    return round(min(MAX_SCALE, max(MIN_SCALE, scale)), 4)
+    # Whole hundredths: every new type size costs WeasyPrint (Pango) memory for good in a process.
+    return round(min(MAX_SCALE, max(MIN_SCALE, scale)), 2)
 
 
 def measure_sheet(document: weasyprint.Document) -> Measure:
