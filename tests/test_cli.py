@@ -164,7 +164,7 @@ def small_records(tmp_path: Path) -> Path:
     from tests.conftest import RECORDS
 
     folder = tmp_path / "records"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for slug in (
         SEED_SLUG,
         "sdet",
