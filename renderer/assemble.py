@@ -137,8 +137,11 @@ class Assembler:
         self._write_stream(number, dictionary, data)
         self.pending = []
 
-    def finish(self, outline: list[OutlineEntry], info: dict[str, str]) -> None:
-        """Shared fonts, page tree, destinations, outline, metadata, cross-reference stream."""
+    def finish(self, outline: list[OutlineEntry], info: dict[str, str], page_labels=()) -> None:
+        """Shared fonts, page tree, destinations, outline, metadata, cross-reference stream.
+
+        `page_labels`: (first page index, style such as /r or /D, first number) for viewers.
+        """
         if self.pages_written != self.page_count:
             raise RuntimeError(f"{self.pages_written} pages written, {self.page_count} planned")
         for number, body, data in self.fonts.objects(self._allocate):
@@ -153,10 +156,15 @@ class Assembler:
             b"%s [%d 0 R /Fit]" % (pikepdf.String(page_destination(i + 1)).unparse(), 3 + i)
             for i in range(self.page_count)
         )
+        labels = b" ".join(
+            b"%d <</S %s /St %d>>" % (index, style.encode(), start)
+            for index, style, start in page_labels
+        )
         self._queue_object(
             1,
             b"<</Type /Catalog /Pages 2 0 R /Outlines %d 0 R /PageMode /UseOutlines"
-            b" /Names <</Dests <</Names [%s]>>>>>>" % (outline_number, names),
+            b" /PageLabels <</Nums [%s]>> /Names <</Dests <</Names [%s]>>>>>>"
+            % (outline_number, labels, names),
         )
         info_number = self._allocate()
         entries = b" ".join(

@@ -119,6 +119,14 @@ class Session:
             return function(*args)
         return executor.submit(function, *args).result()
 
+    def map(self, function, argument_lists: list[tuple]) -> list:
+        """Run a picklable function over several argument lists in parallel; results in order."""
+        executor = self._executor_for(len(argument_lists))
+        if executor is None:
+            return [function(*arguments) for arguments in argument_lists]
+        futures = [executor.submit(function, *arguments) for arguments in argument_lists]
+        return [future.result() for future in futures]
+
     def run(self, jobs: list[DossierJob]) -> Run:
         """Render the jobs the cache does not hold; every result is then in the cache."""
         builder, fingerprints, keys = self.builder, {}, []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,17 +19,16 @@ from .problems import InvalidInput
 from .records import Catalog
 
 INDEX_TARGET = "index"
-MATTER_PARTS = ("front", "back", "blanks")
+ENTRIES_PER_RUN = 120  # contents or index entries laid out together, in parallel with other runs
 
 
 @dataclass(frozen=True)
 class PagePlan:
-    """Where everything goes; page numbers count from 1."""
+    """Printed page numbers: dossiers count from 1; the front matter is numbered apart (i, ii)."""
 
-    front: int
     dossiers: dict[str, int]
-    blanks: list[int] = field(default_factory=list)
-    index: int = 0
+    blanks: list[int] = field(default_factory=list)  # blank versos, when duplex
+    index: int = 1  # first page of the index
     index_pages: int = 1
 
     @property
@@ -36,16 +36,16 @@ class PagePlan:
         return self.index + self.index_pages - 1
 
 
-def plan_pages(slugs: list[str], front: int, index_pages: int, duplex: bool) -> PagePlan:
-    """Dossiers follow the front matter, each on a right-hand (odd) page when duplex."""
-    page, dossiers, blanks = front + 1, {}, []
+def plan_pages(slugs: list[str], duplex: bool, index_pages: int = 1) -> PagePlan:
+    """Dossiers from page 1; when duplex, each on a right-hand (odd) page."""
+    page, dossiers, blanks = 1, {}, []
     for slug in slugs:
         if duplex and page % 2 == 0:
             blanks.append(page)
             page += 1
         dossiers[slug] = page
         page += 1
-    return PagePlan(front, dossiers, blanks, page, index_pages)
+    return PagePlan(dossiers, blanks, page, index_pages)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class CompendiumReport:
 
 @dataclass(frozen=True)
 class Matter:
-    """What the compendium's own pages print: picklable, so a worker can lay them out."""
+    """What the compendium's own pages print: picklable, so workers can lay them out."""
 
     config: Config
     date: str
@@ -77,44 +77,48 @@ class Matter:
         )
         return cls(config, _build_date(catalog, config), specimens, tuple(aliases))
 
-    def context(self, plan: PagePlan, **extra) -> dict:
+    def runs(self) -> list[tuple[str, int, int]]:
+        """The layout jobs: (template, first entry, end) for the cover, contents and index."""
+        runs = [("cover.html.j2", 0, 0)]
+        for template, count in (("contents.html.j2", len(self.specimens)),
+                                ("index.html.j2", len(self.aliases))):  # fmt: skip
+            runs += [(template, start, min(start + ENTRIES_PER_RUN, count))
+                     for start in range(0, count, ENTRIES_PER_RUN)]  # fmt: skip
+        return runs
+
+    def context(self, plan: PagePlan, template: str, start: int, stop: int) -> dict:
+        entries = self.specimens if template == "contents.html.j2" else self.aliases
         return {
             "title": "Specimen Compendium",
             "paper": PAPER_SIZES[self.config.paper],
             "organisation": self.config.organisation,
             "classification": self.config.classification,
             "date": self.date,
+            "specimen_count": len(self.specimens),
             "total_pages": plan.total,
             "index_page": plan.index,
+            "first": start == 0,
+            "last": stop == len(entries),
+            "count": len(plan.blanks),
             "specimens": [
                 {"slug": slug, "title": title, "case_number": case, "page": plan.dossiers[slug]}
-                for slug, title, case in self.specimens
+                for slug, title, case in self.specimens[start:stop]
             ],
             "aliases": [
                 {"alias": alias, "title": title, "slug": slug, "page": plan.dossiers[slug]}
-                for alias, title, slug in self.aliases
+                for alias, title, slug in self.aliases[start:stop]
             ],
-            **extra,
         }
 
 
-def lay_out_matter(matter: Matter, plan: PagePlan) -> tuple[int, int, dict[str, bytes]]:
-    """Runs in a worker: page counts of the front and back matter, and every part's PDF."""
+def lay_out_run(matter: Matter, plan: PagePlan, run: tuple[str, int, int]) -> tuple[int, bytes]:
+    """Runs in a worker: one run of the compendium's own pages, as (page count, PDF)."""
     from .render import engine_for
 
     engine = engine_for(Layout.find(matter.config.layout))
-
-    def lay_out(template: str, **extra):
-        return engine.layout_html(
-            engine.layout.render_html(matter.context(plan, **extra), template)
-        )
-
-    front = lay_out("compendium.html.j2", part="front", first_page=1)
-    back = lay_out("compendium.html.j2", part="back", first_page=plan.index)
-    parts = {"front": front.write_pdf(), "back": back.write_pdf()}
-    if plan.blanks:
-        parts["blanks"] = lay_out("blank.html.j2", pages=plan.blanks).write_pdf()
-    return len(front.pages), len(back.pages), parts
+    html = engine.layout.render_html(matter.context(plan, *run), run[0])
+    document = engine.layout_html(html)
+    return len(document.pages), document.write_pdf()
 
 
 def _build_date(catalog: Catalog, config: Config) -> str:
@@ -124,53 +128,81 @@ def _build_date(catalog: Catalog, config: Config) -> str:
     return max(dates).isoformat() if dates else "UNDATED"
 
 
+@dataclass
+class Parts:
+    """The compendium's own pages, laid out: runs in order, blank versos, and their page counts."""
+
+    cover: list[bytes]
+    contents: list[bytes]
+    index: list[bytes]
+    blanks: bytes | None
+    counts: dict[str, int]
+
+
 def build_compendium(
     catalog: Catalog, config: Config, out: Path, builder: Builder, *, duplex: bool = False
 ) -> CompendiumReport:
     """Render (or reuse) every dossier with its compendium page numbers and assemble one PDF.
 
-    As in Pelican's generators, every page number is settled before anything is rendered, so
-    each dossier is laid out once, with its final running number and cross-references.
+    As in Pelican's generators, every page number is settled before any dossier is rendered:
+    dossiers are numbered from 1, so only the index's length must be known first (for the
+    totals in the footers); each dossier is then laid out once, with its final numbers.
     """
     matter = Matter.of(catalog, config)
     slugs = [slug for slug, _, _ in matter.specimens]
     with builder.session() as session:
         plan, parts = _matter_pages(session, builder, matter, slugs, duplex)
-        jobs = [
-            DossierJob(
-                entry.record, config, Links(plan.dossiers, plan.dossiers[entry.slug], plan.total)
-            )
-            for entry in catalog
-        ]
+        jobs = [DossierJob(entry.record, config, _links(entry.record, plan)) for entry in catalog]
         run = session.run(jobs)
     if run.problems:
         raise InvalidInput(run.problems)
     with atomic_writer(out) as stream:
-        _assemble(stream, plan, slugs, builder, run.keys, parts, matter)
-    return CompendiumReport(out, plan.total, run.rendered)
+        pages = _assemble(stream, plan, slugs, builder, run.keys, parts, matter, duplex)
+    return CompendiumReport(out, pages, run.rendered)
+
+
+def _links(record, plan: PagePlan) -> Links:
+    """Only the pages this dossier prints: its own and its related specimens' (keeps jobs small)."""
+    pages = {r.target: plan.dossiers[r.target] for r in record.related if r.target in plan.dossiers}
+    return Links(pages, plan.dossiers[record.slug], plan.total)
 
 
 def _matter_pages(session: Session, builder: Builder, matter: Matter, slugs, duplex: bool):
-    """The page plan and the compendium's own pages, from the cache or laid out for it.
+    """The page plan and the compendium's own pages, from the cache or laid out in parallel.
 
-    Their page counts decide where the dossiers go, so they are laid out for a guessed plan, and
-    again only when the guess was wrong. They depend on titles, case numbers and aliases, not on
-    the dossiers' text, so editing a record's text does not lay them out again.
+    They depend on titles, case numbers and aliases, not on the dossiers' text, so editing a
+    record's text does not lay them out again. Only the cover prints the total page count, so
+    it is laid out again, alone, when the first guess of the index's length was wrong.
     """
     key = job_key(kind="matter", inputs=builder.fingerprint(matter.config), matter=asdict(matter),
                   duplex=duplex)  # fmt: skip
     cached = _cached_matter(builder, key)
     if cached is not None:
         return cached
-    front, index_pages = 2, 1
-    for _ in range(4):
-        plan = plan_pages(slugs, front, index_pages, duplex)
-        counted_front, counted_index, parts = session.call(lay_out_matter, matter, plan)
-        if (counted_front, counted_index) == (front, index_pages):
-            _store_matter(builder, key, plan, parts)
-            return plan, parts
-        front, index_pages = counted_front, counted_index
-    raise RuntimeError("the compendium's page count does not settle")
+    runs = matter.runs()
+    plan = plan_pages(slugs, duplex)
+    laid_out = session.map(lay_out_run, [(matter, plan, run) for run in runs])
+    index_pages = sum(count for (template, _, _), (count, _) in zip(runs, laid_out, strict=True)
+                      if template == "index.html.j2")  # fmt: skip
+    plan = plan_pages(slugs, duplex, index_pages)
+    cover = session.call(lay_out_run, matter, plan, runs[0])  # it prints the total
+    pdfs = {"cover.html.j2": [cover[1]], "contents.html.j2": [], "index.html.j2": []}
+    counts = {"cover.html.j2": cover[0], "contents.html.j2": 0, "index.html.j2": 0}
+    for (template, _, _), (count, pdf) in zip(runs[1:], laid_out[1:], strict=True):
+        pdfs[template].append(pdf)
+        counts[template] += count
+    blanks = None
+    if plan.blanks or duplex:
+        blanks = session.call(lay_out_run, matter, _with_blanks(plan, 1 + len(plan.blanks)),
+                              ("blank.html.j2", 0, 0))[1]  # fmt: skip
+    parts = Parts(pdfs["cover.html.j2"], pdfs["contents.html.j2"], pdfs["index.html.j2"], blanks,
+                  {"front": counts["cover.html.j2"] + counts["contents.html.j2"]})  # fmt: skip
+    _store_matter(builder, key, plan, parts)
+    return plan, parts
+
+
+def _with_blanks(plan: PagePlan, count: int) -> PagePlan:
+    return PagePlan(plan.dossiers, list(range(count)), plan.index, plan.index_pages)
 
 
 def _cached_matter(builder: Builder, key: str):
@@ -178,38 +210,55 @@ def _cached_matter(builder: Builder, key: str):
     if raw is None:
         return None
     stored = json.loads(raw)
-    parts = {name: builder.cache.get(part_key) for name, part_key in stored["parts"].items()}
-    if any(data is None for data in parts.values()):
-        return None
+    loaded = {}
+    for name, keys in stored["parts"].items():
+        loaded[name] = [builder.cache.get(part_key) for part_key in keys]
+        if any(data is None for data in loaded[name]):
+            return None
+    blanks = loaded["blanks"][0] if loaded["blanks"] else None
+    parts = Parts(loaded["cover"], loaded["contents"], loaded["index"], blanks, stored["counts"])
     return PagePlan(**stored["plan"]), parts
 
 
-def _store_matter(builder: Builder, key: str, plan: PagePlan, parts: dict[str, bytes]) -> None:
-    keys = {name: hashlib.sha256(data).hexdigest() for name, data in parts.items()}
-    for name, part_key in keys.items():
-        builder.cache.put(part_key, parts[name])
-    builder.cache.put(key, json.dumps({"plan": asdict(plan), "parts": keys}).encode())
+def _store_matter(builder: Builder, key: str, plan: PagePlan, parts: Parts) -> None:
+    stored = {"cover": parts.cover, "contents": parts.contents, "index": parts.index,
+              "blanks": [parts.blanks] if parts.blanks else []}  # fmt: skip
+    keys = {}
+    for name, pdfs in stored.items():
+        keys[name] = [hashlib.sha256(pdf).hexdigest() for pdf in pdfs]
+        for part_key, pdf in zip(keys[name], pdfs, strict=True):
+            builder.cache.put(part_key, pdf)
+    document = {"plan": asdict(plan), "parts": keys, "counts": parts.counts}
+    builder.cache.put(key, json.dumps(document).encode())
 
 
-def _assemble(stream, plan: PagePlan, slugs, builder, keys, parts, matter: Matter) -> None:
-    """Stream every page into the file in order: front matter, dossiers (and blanks), index."""
+def _assemble(stream, plan, slugs, builder, keys, parts: Parts, matter, duplex) -> int:
+    """Stream every page into the file: front matter, dossiers (and blanks), index."""
+    blanks = iter(_single_pages(parts.blanks) if parts.blanks else ())
+    front_pad = 1 if duplex and parts.counts["front"] % 2 else 0  # page 1 on a right-hand page
+    front = parts.counts["front"] + front_pad
+    total = front + plan.total
     layout = Layout.find(matter.config.layout)
-    assembler = Assembler(stream, plan.total, [FONTS_DIR, layout.folder])
-    targets = {**plan.dossiers, INDEX_TARGET: plan.index}
-    assembler.add(parts["front"], targets)
-    blanks = iter(_single_pages(parts["blanks"]) if plan.blanks else ())
+    assembler = Assembler(stream, total, [FONTS_DIR, layout.folder])
+    targets = {slug: front + page for slug, page in plan.dossiers.items()}
+    targets[INDEX_TARGET] = front + plan.index
+    for pdf in [*parts.cover, *parts.contents]:
+        assembler.add(pdf, targets)
+    if front_pad:
+        assembler.add(next(blanks), targets)
     for slug, key in zip(slugs, keys, strict=True):
         if plan.dossiers[slug] - 1 in plan.blanks:
             assembler.add(next(blanks), targets)
         assembler.add(builder.cache.get(key), targets)
-    assembler.add(parts["back"], targets)
+    for pdf in parts.index:
+        assembler.add(pdf, targets)
     titles = {slug: title for slug, title, _ in matter.specimens}
     outline = [
         OutlineEntry("Cover", 1),
         OutlineEntry("Contents", 2),
-        OutlineEntry("Specimens", plan.front + 1,
-                     [OutlineEntry(titles[slug], plan.dossiers[slug]) for slug in slugs]),
-        OutlineEntry("Index of aliases", plan.index),
+        OutlineEntry("Specimens", front + 1,
+                     [OutlineEntry(titles[slug], targets[slug]) for slug in slugs]),
+        OutlineEntry("Index of aliases", targets[INDEX_TARGET]),
     ]  # fmt: skip
     info = {
         "Title": "Specimen Compendium",
@@ -217,13 +266,12 @@ def _assemble(stream, plan: PagePlan, slugs, builder, keys, parts, matter: Matte
         "Subject": f"{len(slugs)} specimens, compiled {matter.date}",
         "Creator": "dossier",
     }
-    assembler.finish(outline, info)
+    assembler.finish(outline, info, page_labels=[(0, "/r", 1), (front, "/D", 1)])
+    return total
 
 
 def _single_pages(pdf: bytes) -> list[bytes]:
-    """Each page of a PDF as a PDF of its own (blank versos, rendered together)."""
-    import io
-
+    """Each page of a PDF as a PDF of its own (the blank versos are laid out together)."""
     import pikepdf
 
     pages = []

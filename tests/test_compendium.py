@@ -59,10 +59,26 @@ def test_cover_contents_dossiers_index(built):
     assert set(pdfs.page_sizes(pdf)) == {(595.3, 841.9)}
 
 
-def test_running_page_numbers_in_every_footer(built):
-    *_, report, pdf = built
-    for number, text in enumerate(page_texts(pdf), 1):
-        assert f"{number} / {report.pages}" in text
+FRONT = 2  # cover and one page of contents, numbered apart (i, ii)
+
+
+def test_running_page_numbers_in_every_dossier_footer(built):
+    catalog, _, report, pdf = built
+    texts = page_texts(pdf)
+    for slug, page in dossier_page_of(texts).items():
+        assert (
+            f"Case {catalog[slug].record.case_number} · {page - FRONT} / {report.pages - FRONT}"
+            in texts[page - 1]
+        )
+    assert "Compendium · Contents" in texts[1] and "Compendium · Index of aliases" in texts[-1]
+
+
+def test_page_labels_match_the_printed_numbers(built):
+    *_, pdf = built
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        labels = list(document.Root.PageLabels.Nums)
+    assert labels[0] == 0 and labels[1].S == "/r"
+    assert labels[2] == FRONT and labels[3].S == "/D" and labels[3].St == 1
 
 
 def test_contents_and_index_print_the_real_pages(built):
@@ -71,7 +87,7 @@ def test_contents_and_index_print_the_real_pages(built):
     pages = dossier_page_of(texts)
     contents = re.findall(r"(OT-[0-9A-F]{4}-\d{3})(.+?)[ .]*\s(\d+)\n", texts[1])
     by_case = {e.record.case_number: e.slug for e in catalog}
-    assert {by_case[case]: int(page) for case, _, page in contents} == pages
+    assert {by_case[case]: int(page) + FRONT for case, _, page in contents} == pages
     index_text = "\n".join(t for t in texts if t.startswith("Index of aliases") or "→" in t[:0])
     for entry in catalog:
         for alias in entry.record.org_chart.aliases:
@@ -79,7 +95,7 @@ def test_contents_and_index_print_the_real_pages(built):
                 re.escape(alias) + r"[ .]*\s(\d+)\n→ " + re.escape(entry.record.title),
                 "\n".join(texts[-2:]),
             )
-            assert match and int(match.group(1)) == pages[entry.slug], alias
+            assert match and int(match.group(1)) + FRONT == pages[entry.slug], alias
     assert index_text
 
 
@@ -125,7 +141,7 @@ def test_printed_cross_references_match(built):
     pages = dossier_page_of(texts)
     for entry in catalog:
         printed = [int(n) for n in re.findall(r"→ p\. (\d+)", texts[pages[entry.slug] - 1])]
-        assert printed == [pages[r.target] for r in entry.record.related]
+        assert printed == [pages[r.target] - FRONT for r in entry.record.related]
 
 
 def test_contents_and_index_entries_link_to_their_pages(built):
@@ -208,10 +224,10 @@ def small_catalog(tmp_path: Path) -> Path:
 
 
 def test_plan_pages_for_duplex():
-    plan = plan_pages(["a", "b", "c"], front=2, index_pages=1, duplex=True)
-    assert plan.dossiers == {"a": 3, "b": 5, "c": 7}
-    assert plan.blanks == [4, 6]
-    assert (plan.index, plan.total) == (8, 8)
+    plan = plan_pages(["a", "b", "c"], duplex=True, index_pages=2)
+    assert plan.dossiers == {"a": 1, "b": 3, "c": 5}
+    assert plan.blanks == [2, 4]
+    assert (plan.index, plan.total) == (6, 7)
 
 
 def test_duplex_puts_every_dossier_on_a_right_hand_page(tmp_path):
