@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
+import re
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -20,8 +23,6 @@ from pathlib import Path
 
 import psutil
 
-from renderer.build import Builder
-from renderer.compendium import build_compendium
 from renderer.config import Config
 from renderer.context import dossier_context
 from renderer.layouts import FONTS_CSS, Layout
@@ -68,7 +69,8 @@ class PeakMemory:
     def _poll(self):
         me = psutil.Process()
         while self._running:
-            processes = [me, *me.children(recursive=True)]
+            # the build runs in child processes; this process only watches
+            processes = [*me.children(recursive=True)] or [me]
             total = 0
             for process in processes:
                 with contextlib.suppress(psutil.Error):  # a worker may just have exited
@@ -78,19 +80,22 @@ class PeakMemory:
 
 
 def timed_build(catalog_dir: Path, cache: Path, out: Path, jobs: int) -> dict:
-    catalog = load_catalog(catalog_dir)
-    builder = Builder(cache, workers=jobs)
+    """`dossier compendium` in a fresh process, its whole process tree watched for memory."""
+    command = [
+        *(sys.executable, "-m", "renderer", "compendium", "--records", str(catalog_dir)),
+        *("--cache", str(cache), "--out", str(out), "--jobs", str(jobs), "--quiet"),
+    ]
     with PeakMemory() as memory:
         start = time.perf_counter()
-        report = build_compendium(catalog, Config(), out, builder)
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - start
-    size = out.stat().st_size
+    pages, rendered = re.search(r"\((\d+) pages, (\d+) dossier", done.stdout).groups()
     return {
         "seconds": seconds,
         "peak_mb": memory.peak,
-        "pages": report.pages,
-        "bytes_per_page": size / report.pages,
-        "rendered": report.rendered,
+        "pages": int(pages),
+        "bytes_per_page": out.stat().st_size / int(pages),
+        "rendered": int(rendered),
     }
 
 
