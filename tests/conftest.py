@@ -64,3 +64,15 @@ def no_weasyprint_warnings():
 def weasyprint_stays_silent():
     with no_weasyprint_warnings():
         yield
+
+
+SMALL_CATALOG = (SEED_SLUG, "sdet", "enterprise-architect", "lead-backend-data-procurement-analyst")
+
+
+def small_catalog(folder: Path) -> Path:
+    """The seed and the three specimens it relates to, copied into `folder`/records."""
+    records = folder / "records"
+    records.mkdir(parents=True)
+    for slug in SMALL_CATALOG:
+        shutil.copy(RECORDS / f"{slug}.yaml", records)
+    return records

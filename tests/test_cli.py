@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from renderer.cli import main
-from tests.conftest import SEED_SLUG, SEED_TEXT, SEED_YAML
+from tests.conftest import SEED_SLUG, SEED_TEXT, SEED_YAML, small_catalog
 
 
 def run(*args: str):
@@ -158,26 +158,9 @@ def test_rendering_is_reproducible_across_processes(tmp_path: Path):
     assert (first / "sdet.pdf").read_bytes() == (second / "sdet.pdf").read_bytes()
 
 
-def small_records(tmp_path: Path) -> Path:
-    import shutil
-
-    from tests.conftest import RECORDS
-
-    folder = tmp_path / "records"
-    folder.mkdir(parents=True)
-    for slug in (
-        SEED_SLUG,
-        "sdet",
-        "enterprise-architect",
-        "lead-backend-data-procurement-analyst",
-    ):
-        shutil.copy(RECORDS / f"{slug}.yaml", folder)
-    return folder
-
-
 def test_build_writes_dossiers_and_the_compendium(tmp_path: Path):
     out = tmp_path / "out"
-    result = run("build", "--records", small_records(tmp_path), "--out", out, "--jobs", "1")
+    result = run("build", "--records", small_catalog(tmp_path), "--out", out, "--jobs", "1")
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in (out / "dossiers").iterdir()) == [
         "enterprise-architect.pdf",
@@ -188,7 +171,7 @@ def test_build_writes_dossiers_and_the_compendium(tmp_path: Path):
     assert (
         result.stdout.splitlines()[-1] == f"{out}/compendium.pdf (7 pages, 4 dossier(s) rendered)"
     )
-    again = run("compendium", "--records", small_records(tmp_path / "b"), "--out", out / "c.pdf",
+    again = run("compendium", "--records", small_catalog(tmp_path / "b"), "--out", out / "c.pdf",
                 "--cache", out / ".cache", "--jobs", "1")  # fmt: skip
     assert again.stdout == f"{out}/c.pdf (7 pages, 0 dossier(s) rendered)\n"
     assert (out / "c.pdf").read_bytes() == (out / "compendium.pdf").read_bytes()

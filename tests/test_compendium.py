@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 import re
 import shutil
-from pathlib import Path
 
 import pikepdf
 import pytest
@@ -13,7 +12,7 @@ from renderer.compendium import build_compendium, plan_pages
 from renderer.config import Config
 from renderer.records import load_catalog
 from tests import pdfs
-from tests.conftest import RECORDS, SEED_SLUG, no_weasyprint_warnings
+from tests.conftest import RECORDS, SEED_SLUG, no_weasyprint_warnings, small_catalog
 
 CONFIG = Config()
 
@@ -208,19 +207,6 @@ def test_editing_one_record_rerenders_only_it(built, tmp_path):
     seed.write_text(seed.read_text().replace("percent: 85", "percent: 86"), encoding="utf-8")
     report = build_compendium(load_catalog(records), CONFIG, tmp_path / "c.pdf", builder)
     assert report.rendered == 1
-
-
-def small_catalog(tmp_path: Path) -> Path:
-    folder = tmp_path / "records"
-    folder.mkdir()
-    for slug in (
-        SEED_SLUG,
-        "sdet",
-        "enterprise-architect",
-        "lead-backend-data-procurement-analyst",
-    ):
-        shutil.copy(RECORDS / f"{slug}.yaml", folder)
-    return folder
 
 
 def test_plan_pages_for_duplex():
