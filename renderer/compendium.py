@@ -78,8 +78,8 @@ class Matter:
         return cls(config, _build_date(catalog, config), specimens, tuple(aliases))
 
     def runs(self) -> list[tuple[str, int, int]]:
-        """The layout jobs: (template, first entry, end) for the cover, contents and index."""
-        runs = [("cover.html.j2", 0, 0)]
+        """The layout jobs: (template, first entry, end) for the contents and the index."""
+        runs = []
         for template, count in (("contents.html.j2", len(self.specimens)),
                                 ("index.html.j2", len(self.aliases))):  # fmt: skip
             runs += [(template, start, min(start + ENTRIES_PER_RUN, count))
@@ -99,7 +99,7 @@ class Matter:
             "index_page": plan.index,
             "first": start == 0,
             "last": stop == len(entries),
-            "count": len(plan.blanks),
+            "count": stop - start,  # blank pages, for the blank template
             "specimens": [
                 {"slug": slug, "title": title, "case_number": case, "page": plan.dossiers[slug]}
                 for slug, title, case in self.specimens[start:stop]
@@ -171,8 +171,8 @@ def _matter_pages(session: Session, builder: Builder, matter: Matter, slugs, dup
     """The page plan and the compendium's own pages, from the cache or laid out in parallel.
 
     They depend on titles, case numbers and aliases, not on the dossiers' text, so editing a
-    record's text does not lay them out again. Only the cover prints the total page count, so
-    it is laid out again, alone, when the first guess of the index's length was wrong.
+    record's text does not lay them out again. The cover prints the total page count, so it is
+    laid out last, once the index's length is known.
     """
     key = job_key(kind="matter", inputs=builder.fingerprint(matter.config), matter=asdict(matter),
                   duplex=duplex)  # fmt: skip
@@ -182,27 +182,23 @@ def _matter_pages(session: Session, builder: Builder, matter: Matter, slugs, dup
     runs = matter.runs()
     plan = plan_pages(slugs, duplex)
     laid_out = session.map(lay_out_run, [(matter, plan, run) for run in runs])
-    index_pages = sum(count for (template, _, _), (count, _) in zip(runs, laid_out, strict=True)
-                      if template == "index.html.j2")  # fmt: skip
-    plan = plan_pages(slugs, duplex, index_pages)
-    cover = session.call(lay_out_run, matter, plan, runs[0])  # it prints the total
-    pdfs = {"cover.html.j2": [cover[1]], "contents.html.j2": [], "index.html.j2": []}
-    counts = {"cover.html.j2": cover[0], "contents.html.j2": 0, "index.html.j2": 0}
-    for (template, _, _), (count, pdf) in zip(runs[1:], laid_out[1:], strict=True):
+    pdfs = {"contents.html.j2": [], "index.html.j2": []}
+    counts = {"contents.html.j2": 0, "index.html.j2": 0}
+    for (template, _, _), (count, pdf) in zip(runs, laid_out, strict=True):
         pdfs[template].append(pdf)
         counts[template] += count
+    plan = plan_pages(slugs, duplex, counts["index.html.j2"])
+    cover_pages, cover = session.call(lay_out_run, matter, plan, ("cover.html.j2", 0, 0))
     blanks = None
-    if plan.blanks or duplex:
-        blanks = session.call(lay_out_run, matter, _with_blanks(plan, 1 + len(plan.blanks)),
-                              ("blank.html.j2", 0, 0))[1]  # fmt: skip
-    parts = Parts(pdfs["cover.html.j2"], pdfs["contents.html.j2"], pdfs["index.html.j2"], blanks,
-                  {"front": counts["cover.html.j2"] + counts["contents.html.j2"]})  # fmt: skip
+    if duplex:  # one more than the versos, in case the front matter needs evening out
+        run = ("blank.html.j2", 0, 1 + len(plan.blanks))
+        blanks = session.call(lay_out_run, matter, plan, run)[1]
+    front = cover_pages + counts["contents.html.j2"]
+    parts = Parts(
+        [cover], pdfs["contents.html.j2"], pdfs["index.html.j2"], blanks, {"front": front}
+    )
     _store_matter(builder, key, plan, parts)
     return plan, parts
-
-
-def _with_blanks(plan: PagePlan, count: int) -> PagePlan:
-    return PagePlan(plan.dossiers, list(range(count)), plan.index, plan.index_pages)
 
 
 def _cached_matter(builder: Builder, key: str):
