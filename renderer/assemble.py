@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import pikepdf
 
-from .fontmerge import FaceMerger, scalar
+from .context import INTERNAL_SCHEME
+from .fontmerge import FaceMerger
 
 OBJECTS_PER_STREAM = 200
+INTERNAL_URI = b"(" + INTERNAL_SCHEME.encode()
+# A link's action as qpdf writes it (keys sorted, one space apart), when it points inside
+INTERNAL_ACTION = re.compile(
+    rb"/A << /S /URI /Type /Action /URI \(" + INTERNAL_SCHEME.encode() + rb"([^()\\]*)\) >>"
+)
+# In qpdf's unparse output: literal strings, hex strings (both kept), and references `N G R`.
+TOKENS = re.compile(rb"\((?:[^\\()]|\\.)*\)|<[0-9A-Fa-f\s]*>|(\d+) (\d+) R", re.DOTALL)
 
 
 @dataclass
@@ -36,14 +46,14 @@ def page_destination(number: int) -> str:
 class Assembler:
     """Writes a PDF of `page_count` pages, fed one source PDF at a time, in page order."""
 
-    def __init__(self, stream: BinaryIO, page_count: int, font_folders: list[Path]):
+    def __init__(self, stream: BinaryIO, page_count: int, font_folders: list[Path], store=None):
         self.stream, self.page_count = stream, page_count
         self.digest = hashlib.sha256()
         self.offsets: dict[int, tuple[int, int, int]] = {}  # number -> xref entry
         self.next_number = 3 + page_count  # 1 catalog, 2 page tree, then the pages
         self.pages_written = 0
         self.pending: list[tuple[int, bytes]] = []
-        self.fonts = FaceMerger(font_folders)
+        self.fonts = FaceMerger(font_folders, store)
         self._write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
 
     # -- feeding ---------------------------------------------------------------------------
@@ -51,21 +61,43 @@ class Assembler:
         """Append every page of `pdf`; `specimen:<target>` links go to link_pages[target]."""
         with pikepdf.open(io.BytesIO(pdf)) as source:
             numbers: dict[tuple[int, int], int] = {}
-            queue: list[pikepdf.Object] = []
+            queue: deque[pikepdf.Object] = deque()
             for page in source.pages:
-                _retarget_links(page, link_pages)
                 number = 3 + self.pages_written
                 self.pages_written += 1
                 numbers[page.obj.objgen] = number
                 queue.append(page.obj)
             while queue:
-                obj = queue.pop(0)
+                obj = queue.popleft()
                 number = numbers[obj.objgen]
-                body = self._serialize(obj, numbers, queue, top=True)
                 if isinstance(obj, pikepdf.Stream):
-                    self._write_stream(number, body, obj.read_raw_bytes())
+                    data = obj.read_raw_bytes()
+                    del obj.stream_dict["/Length"]  # written anew with the data
+                    body = self._renumbered(obj.stream_dict, source, numbers, queue)
+                    self._write_stream(number, body, data)
                 else:
+                    body = self._renumbered(obj, source, numbers, queue)
+                    if INTERNAL_URI in body:
+                        body = _retarget_links(body, link_pages)
                     self._queue_object(number, body)
+
+    def _renumbered(self, obj, source, numbers, queue) -> bytes:
+        """The object as qpdf writes it, with every reference renumbered for the output.
+
+        qpdf's own unparse does the walk in C++; only the references are rewritten here. The
+        source is discarded afterwards, so its objects may be changed on the way.
+        """
+        is_page = isinstance(obj, pikepdf.Dictionary) and obj.get("/Type") == "/Page"
+        if is_page:
+            del obj["/Parent"]  # every page hangs from the output's one page tree
+
+        def renumber(match: re.Match) -> bytes:
+            if match[1] is None:  # a string: kept as it is
+                return match[0]
+            return self._ref(source.get_object(int(match[1]), int(match[2])), numbers, queue)
+
+        body = TOKENS.sub(renumber, obj.unparse(resolved=True))
+        return body[:-2] + b"/Parent 2 0 R>>" if is_page else body
 
     def _ref(self, obj, numbers, queue) -> bytes:
         shared = self.fonts.shared_number(obj, self._allocate)
@@ -79,25 +111,6 @@ class Assembler:
     def _allocate(self) -> int:
         self.next_number += 1
         return self.next_number - 1
-
-    def _serialize(self, obj, numbers, queue, top=False) -> bytes:
-        if isinstance(obj, pikepdf.Object) and obj.is_indirect and not top:
-            return self._ref(obj, numbers, queue)
-        if isinstance(obj, pikepdf.Stream):
-            obj = obj.stream_dict
-        if isinstance(obj, pikepdf.Dictionary):
-            parts = []
-            for key in sorted(obj.keys()):
-                if key == "/Length" or (key == "/Parent" and obj.get("/Type") == "/Page"):
-                    continue
-                value = self._serialize(obj.get(key), numbers, queue)
-                parts.append(pikepdf.Name(key).unparse() + b" " + value)
-            if obj.get("/Type") == "/Page":
-                parts.append(b"/Parent 2 0 R")
-            return b"<<" + b" ".join(parts) + b">>"
-        if isinstance(obj, pikepdf.Array):
-            return b"[" + b" ".join(self._serialize(item, numbers, queue) for item in obj) + b"]"
-        return scalar(obj)
 
     # -- writing ---------------------------------------------------------------------------
     def _write(self, data: bytes) -> int:
@@ -129,7 +142,7 @@ class Assembler:
             position += len(body) + 1
             self.offsets[member] = (2, number, index)
         head = b" ".join(header) + b"\n"
-        data = zlib.compress(head + b"\n".join(bodies) + b"\n", 9)
+        data = zlib.compress(head + b"\n".join(bodies) + b"\n", 6)
         dictionary = b"<</Type /ObjStm /N %d /First %d /Filter /FlateDecode>>" % (
             len(self.pending),
             len(head),
@@ -224,16 +237,17 @@ class Assembler:
         )
 
 
-def _retarget_links(page: pikepdf.Page, link_pages: dict[str, int]) -> None:
-    from .context import INTERNAL_SCHEME
+def _retarget_links(body: bytes, link_pages: dict[str, int]) -> bytes:
+    """Internal links (`specimen:<target>` URIs) become go-to actions, or plain boxes when the
+    target is not in this document."""
 
-    for annotation in page.obj.get("/Annots", []):
-        action = annotation.get("/A")
-        uri = str(action.get("/URI", "")) if action is not None else ""
-        if uri.startswith(INTERNAL_SCHEME):
-            target = link_pages.get(uri.removeprefix(INTERNAL_SCHEME))
-            if target is None:
-                del annotation["/A"]
-            else:
-                destination = pikepdf.String(page_destination(target))
-                annotation.A = pikepdf.Dictionary(S=pikepdf.Name.GoTo, D=destination)
+    def retarget(match: re.Match) -> bytes:
+        page = link_pages.get(match[1].decode())
+        if page is None:
+            return b""
+        return b"/A << /D %s /S /GoTo >>" % pikepdf.String(page_destination(page)).unparse()
+
+    retargeted = INTERNAL_ACTION.sub(retarget, body)
+    if INTERNAL_URI in retargeted:  # written in a way this code does not know: never ship it
+        raise RuntimeError(f"unrecognised internal link: {body[:200]!r}")
+    return retargeted

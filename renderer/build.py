@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -129,6 +129,10 @@ class Session:
 
     def run(self, jobs: list[DossierJob]) -> Run:
         """Render the jobs the cache does not hold; every result is then in the cache."""
+        return self.start(jobs).finish()
+
+    def start(self, jobs: list[DossierJob]) -> Pending:
+        """Send the jobs the cache does not hold to the workers, and return at once."""
         builder, fingerprints, keys = self.builder, {}, []
         for job in jobs:
             layout = job.config.layout
@@ -138,32 +142,22 @@ class Session:
         missing = {
             key: job for key, job in zip(keys, jobs, strict=True) if builder.cache.get(key) is None
         }
-        problems: list[Problem] = []
-        done = len(jobs) - len(missing)
-        self._report(done, len(jobs))
-        for key, (pdf, found) in self._execute(missing):
-            problems += found
-            if pdf is not None:
-                builder.cache.put(key, pdf)
-            done += 1
-            self._report(done, len(jobs))
-        return Run(keys, problems, len(missing))
+        return Pending(self, keys, self._submit(missing))
 
     def _report(self, done: int, total: int) -> None:
         if self.builder.progress is not None:
             self.builder.progress(done, total)
 
-    def _execute(self, jobs: dict[str, DossierJob]) -> Iterable[tuple[str, tuple]]:
+    def _submit(self, jobs: dict[str, DossierJob]) -> dict[str, object]:
+        """A future (or, without workers, a deferred call) per job, by key."""
         executor = self._executor_for(len(jobs))
         if executor is None:
-            for key, job in jobs.items():
-                yield key, render_job(job)
-            return
-        futures = {executor.submit(render_job, job): key for key, job in jobs.items()}
-        for future in self._completed(futures):
-            yield futures[future], future.result()
+            return {key: _Deferred(render_job, job) for key, job in jobs.items()}
+        return {key: executor.submit(render_job, job) for key, job in jobs.items()}
 
     def _completed(self, futures):
+        if self._executor is None:  # deferred calls, made one by one
+            return iter(futures)
         if self.builder.scheduler:
             from dask.distributed import as_completed as dask_completed
 
@@ -190,6 +184,57 @@ class Session:
                 self._executor.shutdown()
 
 
+class _Deferred:
+    """A call made when its result is first asked for: a future for the no-worker case."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def result(self):
+        return self.function(*self.args)
+
+
+class Pending:
+    """Jobs under way: each result is taken from the cache, or from its worker once done.
+
+    A compendium is assembled while its missing dossiers render: `pdf(key)` waits only for the
+    one job it needs. `finish()` waits for the rest and reports what failed.
+    """
+
+    def __init__(self, session: Session, keys: list[str], futures: dict[str, object]):
+        self.session, self.keys, self.futures = session, keys, futures
+        self.rendered, self.problems = len(futures), []
+        self._done = len(keys) - len(futures)
+        session._report(self._done, len(keys))
+
+    @property
+    def cache(self) -> RenderCache:
+        return self.session.builder.cache
+
+    def pdf(self, key: str) -> bytes | None:
+        """The job's PDF; None when it failed (its problems are kept for `finish`)."""
+        future = self.futures.pop(key, None)
+        if future is None:
+            return self.session.builder.cache.get(key)
+        return self._store(key, *future.result())
+
+    def finish(self) -> Run:
+        owners = {future: key for key, future in self.futures.items()}
+        self.futures.clear()
+        for future in self.session._completed(list(owners)):
+            # popped, so that each PDF is freed once cached: memory stays flat however many
+            self._store(owners.pop(future), *future.result())
+        return Run(self.keys, self.problems, self.rendered)
+
+    def _store(self, key: str, pdf: bytes | None, problems: list[Problem]) -> bytes | None:
+        self.problems += problems
+        if pdf is not None:
+            self.session.builder.cache.put(key, pdf)
+        self._done += 1
+        self.session._report(self._done, len(self.keys))
+        return pdf
+
+
 def _dask_client(address: str):
     try:
         from dask.distributed import Client
@@ -199,13 +244,13 @@ def _dask_client(address: str):
     return Client(address)
 
 
-def select_entries(records_dir: Path, targets: tuple[str, ...]) -> list[Entry]:
+def select_entries(records_dir: Path, targets: tuple[str, ...], store=None) -> list[Entry]:
     """Records named by slug (in the catalog) or by path; every record when none are named."""
     paths = [target for target in targets if target.endswith((".yaml", ".yml"))]
     slugs = [target for target in targets if target not in paths]
     entries = [load_record(path) for path in paths]
     if slugs or not targets:
-        catalog = load_catalog(records_dir)
+        catalog = load_catalog(records_dir, store=store)
         missing = [slug for slug in slugs if slug not in catalog]
         if missing:
             problems = [Problem(str(records_dir), None, "", f"no record {s!r}") for s in missing]

@@ -218,8 +218,8 @@ def render(
     if not targets and not render_all:
         raise click.UsageError("name records (SLUG or PATH) or use --all")
     config = load_config(config_path, paper=paper, base_url=base_url)
-    entries = select_entries(records_dir, targets)
     builder = make_builder(cache_dir, jobs, quiet)
+    entries = select_entries(records_dir, targets, store=builder.cache)
     failed = render_dossiers(entries, config, out, builder, variant=pdf_variant, echo=click.echo)
     if failed:
         raise SystemExit(1)
@@ -252,9 +252,9 @@ def compendium(
     from .records import load_catalog
 
     config = load_config(config_path, paper=paper, base_url=base_url)
-    catalog = load_catalog(records_dir)
-    show_problems(catalog.warnings)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
+    catalog = load_catalog(records_dir, store=builder.cache)
+    show_problems(catalog.warnings)
     report = build_compendium(catalog, config, out, builder, duplex=duplex)
     click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
 
@@ -282,9 +282,9 @@ def build(records_dir, config_path, strict, out, jobs, scheduler, quiet) -> None
     from .records import load_catalog
 
     config = load_config(config_path)
-    catalog = load_catalog(records_dir, strict=strict)
-    show_problems(catalog.warnings)
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
+    catalog = load_catalog(records_dir, strict=strict, store=builder.cache)
+    show_problems(catalog.warnings)
     with builder.session():  # one set of workers for both steps
         if render_dossiers(list(catalog), config, out / "dossiers", builder, echo=click.echo):
             raise SystemExit(1)

@@ -5,47 +5,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .assemble import Assembler, OutlineEntry
-from .build import Builder, DossierJob, Session
+from .build import Builder, DossierJob, Pending, Session
 from .cache import job_key
 from .config import Config
-from .context import PAPER_SIZES, Links
+from .context import Links
 from .fileio import atomic_writer
 from .layouts import FONTS_DIR, Layout
+from .matter import Matter, PagePlan, lay_out_run, plan_pages
 from .problems import InvalidInput
 from .records import Catalog
 
 INDEX_TARGET = "index"
-ENTRIES_PER_RUN = 120  # contents or index entries laid out together, in parallel with other runs
-
-
-@dataclass(frozen=True)
-class PagePlan:
-    """Printed page numbers: dossiers count from 1; the front matter is numbered apart (i, ii)."""
-
-    dossiers: dict[str, int]
-    blanks: list[int] = field(default_factory=list)  # blank versos, when duplex
-    index: int = 1  # first page of the index
-    index_pages: int = 1
-
-    @property
-    def total(self) -> int:
-        return self.index + self.index_pages - 1
-
-
-def plan_pages(slugs: list[str], duplex: bool, index_pages: int = 1) -> PagePlan:
-    """Dossiers from page 1; when duplex, each on a right-hand (odd) page."""
-    page, dossiers, blanks = 1, {}, []
-    for slug in slugs:
-        if duplex and page % 2 == 0:
-            blanks.append(page)
-            page += 1
-        dossiers[slug] = page
-        page += 1
-    return PagePlan(dossiers, blanks, page, index_pages)
 
 
 @dataclass(frozen=True)
@@ -53,79 +27,6 @@ class CompendiumReport:
     path: Path
     pages: int
     rendered: int
-
-
-@dataclass(frozen=True)
-class Matter:
-    """What the compendium's own pages print: picklable, so workers can lay them out."""
-
-    config: Config
-    date: str
-    specimens: tuple[tuple[str, str, str], ...]  # slug, title, case number
-    aliases: tuple[tuple[str, str, str], ...]  # alias, title, slug
-
-    @classmethod
-    def of(cls, catalog: Catalog, config: Config) -> Matter:
-        specimens = tuple((e.slug, e.record.title, e.record.case_number) for e in catalog)
-        aliases = sorted(
-            (
-                (alias, e.record.title, e.slug)
-                for e in catalog
-                for alias in e.record.org_chart.aliases
-            ),
-            key=lambda row: (row[0].casefold(), row[1]),
-        )
-        return cls(config, _build_date(catalog, config), specimens, tuple(aliases))
-
-    def runs(self) -> list[tuple[str, int, int]]:
-        """The layout jobs: (template, first entry, end) for the contents and the index."""
-        runs = []
-        for template, count in (("contents.html.j2", len(self.specimens)),
-                                ("index.html.j2", len(self.aliases))):  # fmt: skip
-            runs += [(template, start, min(start + ENTRIES_PER_RUN, count))
-                     for start in range(0, count, ENTRIES_PER_RUN)]  # fmt: skip
-        return runs
-
-    def context(self, plan: PagePlan, template: str, start: int, stop: int) -> dict:
-        entries = self.specimens if template == "contents.html.j2" else self.aliases
-        return {
-            "title": "Specimen Compendium",
-            "paper": PAPER_SIZES[self.config.paper],
-            "organisation": self.config.organisation,
-            "classification": self.config.classification,
-            "date": self.date,
-            "specimen_count": len(self.specimens),
-            "total_pages": plan.total,
-            "index_page": plan.index,
-            "first": start == 0,
-            "last": stop == len(entries),
-            "count": stop - start,  # blank pages, for the blank template
-            "specimens": [
-                {"slug": slug, "title": title, "case_number": case, "page": plan.dossiers[slug]}
-                for slug, title, case in self.specimens[start:stop]
-            ],
-            "aliases": [
-                {"alias": alias, "title": title, "slug": slug, "page": plan.dossiers[slug]}
-                for alias, title, slug in self.aliases[start:stop]
-            ],
-        }
-
-
-def lay_out_run(matter: Matter, plan: PagePlan, run: tuple[str, int, int]) -> tuple[int, bytes]:
-    """Runs in a worker: one run of the compendium's own pages, as (page count, PDF)."""
-    from .render import engine_for
-
-    engine = engine_for(Layout.find(matter.config.layout))
-    html = engine.layout.render_html(matter.context(plan, *run), run[0])
-    document = engine.layout_html(html)
-    return len(document.pages), document.write_pdf()
-
-
-def _build_date(catalog: Catalog, config: Config) -> str:
-    if config.date:
-        return config.date.isoformat()
-    dates = [e.record.case.opened for e in catalog if e.record.case.opened]
-    return max(dates).isoformat() if dates else "UNDATED"
 
 
 @dataclass
@@ -153,12 +54,17 @@ def build_compendium(
     with builder.session() as session:
         plan, parts = _matter_pages(session, builder, matter, slugs, duplex)
         jobs = [DossierJob(entry.record, config, _links(entry.record, plan)) for entry in catalog]
-        run = session.run(jobs)
-    if run.problems:
-        raise InvalidInput(run.problems)
-    with atomic_writer(out) as stream:
-        pages = _assemble(stream, plan, slugs, builder, run.keys, parts, matter, duplex)
-    return CompendiumReport(out, pages, run.rendered)
+        pending = session.start(jobs)  # the file is assembled while the missing ones render
+        try:
+            with atomic_writer(out) as stream:
+                pages = _assemble(stream, plan, slugs, pending, parts, matter, duplex)
+        except _RenderFailed:
+            raise InvalidInput(pending.finish().problems) from None
+    return CompendiumReport(out, pages, pending.rendered)
+
+
+class _RenderFailed(Exception):
+    """A dossier could not be rendered: the file is abandoned, the problems are reported."""
 
 
 def _links(record, plan: PagePlan) -> Links:
@@ -228,24 +134,27 @@ def _store_matter(builder: Builder, key: str, plan: PagePlan, parts: Parts) -> N
     builder.cache.put(key, json.dumps(document).encode())
 
 
-def _assemble(stream, plan, slugs, builder, keys, parts: Parts, matter, duplex) -> int:
+def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duplex) -> int:
     """Stream every page into the file: front matter, dossiers (and blanks), index."""
     blanks = iter(_single_pages(parts.blanks) if parts.blanks else ())
     front_pad = 1 if duplex and parts.counts["front"] % 2 else 0  # page 1 on a right-hand page
     front = parts.counts["front"] + front_pad
     total = front + plan.total
     layout = Layout.find(matter.config.layout)
-    assembler = Assembler(stream, total, [FONTS_DIR, layout.folder])
+    assembler = Assembler(stream, total, [FONTS_DIR, layout.folder], pending.cache)
     targets = {slug: front + page for slug, page in plan.dossiers.items()}
     targets[INDEX_TARGET] = front + plan.index
     for pdf in [*parts.cover, *parts.contents]:
         assembler.add(pdf, targets)
     if front_pad:
         assembler.add(next(blanks), targets)
-    for slug, key in zip(slugs, keys, strict=True):
+    for slug, key in zip(slugs, pending.keys, strict=True):
         if plan.dossiers[slug] - 1 in plan.blanks:
             assembler.add(next(blanks), targets)
-        assembler.add(builder.cache.get(key), targets)
+        pdf = pending.pdf(key)
+        if pdf is None:
+            raise _RenderFailed(slug)
+        assembler.add(pdf, targets)
     for pdf in parts.index:
         assembler.add(pdf, targets)
     titles = {slug: title for slug, title, _ in matter.specimens}

@@ -7,6 +7,7 @@ one whose font program is the original font cut down to the union of the glyphs 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import fontTools
 import pikepdf
 from fontTools import subset
 from fontTools.ttLib import TTFont
@@ -51,8 +53,9 @@ class Face:
 class FaceMerger:
     """Collects every use of each face while documents are merged; writes one font per face."""
 
-    def __init__(self, font_folders: list[Path]):
+    def __init__(self, font_folders: list[Path], store=None):
         self.originals = _originals(font_folders)
+        self.store = store  # bytes by key (the build cache), for font subsets
         self.faces: dict[str, Face | None] = {}  # None: this face is copied as it is
 
     def shared_number(self, font, allocate) -> int | None:
@@ -90,18 +93,30 @@ class FaceMerger:
         except ValueError:  # an entry refers to another object: copy the face as it is
             return None
 
+    def _font_program(self, original: Path, gids: list[int]) -> tuple[int, bytes]:
+        """The subset's length and compressed bytes; kept in the store, as subsetting is slow."""
+        key = hashlib.sha256(
+            f"subset 1 fontTools {fontTools.version} {gids}".encode() + original.read_bytes()
+        ).hexdigest()
+        kept = self.store.get(key) if self.store is not None else None
+        if kept is not None:
+            length, _, compressed = kept.partition(b"\n")
+            return int(length), compressed
+        data = _subset(original, gids)
+        compressed = zlib.compress(data, 9)
+        if self.store is not None:
+            self.store.put(key, b"%d\n" % len(data) + compressed)
+        return len(data), compressed
+
     def objects(self, allocate):
         """(number, dictionary, stream data or None) of every shared font object."""
         for face in self.faces.values():
             if face is None:
                 continue
             descendant, descriptor, program, cmap = (allocate() for _ in range(4))
-            data = _subset(face.original, sorted(set(face.widths) | set(face.to_unicode) | {0}))
-            yield (
-                program,
-                b"<</Filter /FlateDecode /Length1 %d>>" % len(data),
-                zlib.compress(data, 9),
-            )
+            gids = sorted(set(face.widths) | set(face.to_unicode) | {0})
+            length, compressed = self._font_program(face.original, gids)
+            yield program, b"<</Filter /FlateDecode /Length1 %d>>" % length, compressed
             yield (
                 cmap,
                 b"<</Filter /FlateDecode>>",
@@ -184,18 +199,19 @@ def _subset(path: Path, gids: list[int]) -> bytes:
 
 
 def _read_widths(array) -> dict[int, float]:
-    """A CID font's /W array: `start [w1 w2 ...]` or `first last w`."""
-    items, widths, index = list(array), {}, 0
-    while index < len(items):
-        start = int(items[index])
-        following = items[index + 1]
-        if isinstance(following, pikepdf.Array):
-            for offset, width in enumerate(following):
+    """A CID font's /W array: `start [w1 w2 ...]` or `first last w`, read from its text."""
+    tokens = WIDTH_TOKENS.findall(array.unparse())[1:-1]  # without the enclosing brackets
+    widths, index = {}, 0
+    while index < len(tokens):
+        start = int(tokens[index])
+        if tokens[index + 1] == b"[":
+            end = tokens.index(b"]", index + 2)
+            for offset, width in enumerate(tokens[index + 2 : end]):
                 widths[start + offset] = float(width)
-            index += 2
+            index = end + 1
         else:
-            for gid in range(start, int(following) + 1):
-                widths[gid] = float(items[index + 2])
+            for gid in range(start, int(tokens[index + 1]) + 1):
+                widths[gid] = float(tokens[index + 2])
             index += 3
     return widths
 
@@ -213,6 +229,7 @@ def _write_widths(widths: dict[int, float]) -> bytes:
     return b"[" + b" ".join(b"%d [%s]" % (gid, " ".join(ws).encode()) for gid, ws in runs) + b"]"
 
 
+WIDTH_TOKENS = re.compile(rb"\[|\]|[-+]?(?:\d+\.?\d*|\.\d+)")
 BFCHAR = re.compile(rb"beginbfchar(.*?)endbfchar", re.S)
 PAIR = re.compile(rb"<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]*)>")
 

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import hashlib
+import json
 import re
 import types
 import typing
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from .model import PATTERN_HINTS, Record
 from .problems import InvalidInput, Problem, Severity, errors_in
-from .yamlsource import YamlDocument, YamlProblem, decode, parse
+from .yamlsource import Location, YamlDocument, YamlProblem, decode, nearest_line, parse
 
 RECORD_SUFFIXES = (".yaml", ".yml")
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../schema/record.schema.json\n"
 MAX_RECORD_BYTES = 1_000_000
+READER_MODULES = ("model.py", "records.py", "yamlsource.py")  # what turns a file into a Record
+CATALOG_FIELDS = ("title", "related")  # what problems between records point at
+_CATALOG_LOCATIONS = {(), *((name,) for name in CATALOG_FIELDS)}
 
 
 @dataclass(frozen=True)
@@ -28,10 +35,10 @@ class Entry:
 
     record: Record
     path: Path
-    document: YamlDocument | None = None
+    lines: dict[Location, int] = field(default_factory=dict)  # of the CATALOG_FIELDS only
 
-    def line_of(self, location: tuple) -> int | None:
-        return self.document.line_of(location) if self.document else None
+    def line_of(self, location: Location) -> int | None:
+        return nearest_line(self.lines, location)
 
     @property
     def slug(self) -> str:
@@ -58,8 +65,20 @@ class Catalog:
         return self.entries[slug]
 
 
-def read_record(path: Path) -> tuple[Entry | None, list[Problem]]:
-    """Parse and validate one record file; the entry is None when there are errors."""
+class Store(Protocol):
+    """Bytes by key, such as the build cache: where parsed records are kept between runs."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+
+def read_record(path: Path, store: Store | None = None) -> tuple[Entry | None, list[Problem]]:
+    """Parse and validate one record file; the entry is None when there are errors.
+
+    With a store, a valid record is kept by a hash of the file's bytes and of the code that
+    reads it, so an unchanged file is not parsed again (YAML parsing dominates a large catalog).
+    """
     name = str(path)
     try:
         raw = path.read_bytes()
@@ -68,12 +87,44 @@ def read_record(path: Path) -> tuple[Entry | None, list[Problem]]:
     if len(raw) > MAX_RECORD_BYTES:
         size = f"{len(raw) / 1e6:.1f} MB"
         return None, [Problem(name, None, "", f"file is {size}; records are at most 1 MB")]
+    key = hashlib.sha256(_reader_code() + raw).hexdigest() if store is not None else ""
+    if store is not None and (kept := _thaw(store.get(key), path)) is not None:
+        return kept, []
     try:
         document = parse(decode(raw))
     except YamlProblem as error:
         return None, [Problem(name, error.line, "", error.message)]
     record, problems = validate(document, name)
-    return (Entry(record, path, document) if record else None), problems
+    if record is None:
+        return None, problems
+    # the whole line map is large; a catalog of thousands keeps only what it reports on
+    lines = {at: line for at, line in document.lines.items() if at[:1] in _CATALOG_LOCATIONS}
+    entry = Entry(record, path, lines)
+    if store is not None:
+        store.put(key, _freeze(entry))
+    return entry, problems
+
+
+@functools.cache
+def _reader_code() -> bytes:
+    folder = Path(__file__).parent
+    return b"".join((folder / name).read_bytes() for name in READER_MODULES)
+
+
+def _freeze(entry: Entry) -> bytes:
+    lines = json.dumps([[*at, line] for at, line in entry.lines.items()])
+    return lines.encode() + b"\n" + entry.record.model_dump_json().encode()
+
+
+def _thaw(data: bytes | None, path: Path) -> Entry | None:
+    if data is None:
+        return None
+    lines, _, record = data.partition(b"\n")
+    try:
+        located = {tuple(row[:-1]): row[-1] for row in json.loads(lines)}
+        return Entry(Record.model_validate_json(record), path, located)
+    except ValueError:  # not what this code writes: parse the file again
+        return None
 
 
 def validate(document: YamlDocument, name: str) -> tuple[Record | None, list[Problem]]:
@@ -168,7 +219,7 @@ def record_paths(directory: Path) -> list[Path]:
     )
 
 
-def check_catalog(directory: Path) -> tuple[list[Entry], list[Problem]]:
+def check_catalog(directory: Path, store: Store | None = None) -> tuple[list[Entry], list[Problem]]:
     """Every record of a folder that is valid, and every problem in the folder."""
     if not directory.is_dir():
         return [], [Problem(str(directory), None, "", "records folder not found")]
@@ -178,7 +229,7 @@ def check_catalog(directory: Path) -> tuple[list[Entry], list[Problem]]:
     entries: list[Entry] = []
     problems: list[Problem] = []
     for path in paths:
-        entry, found = read_record(path)
+        entry, found = read_record(path, store)
         problems += found
         if entry is not None:
             entries.append(entry)
@@ -211,9 +262,14 @@ def _catalog_problems(entries: list[Entry], file_slugs: set[str]) -> list[Proble
     return problems
 
 
-def load_catalog(directory: str | Path = "records", *, strict: bool = False) -> Catalog:
-    """The catalog of a folder; raises InvalidInput listing every error (and warning if strict)."""
-    entries, problems = check_catalog(Path(directory))
+def load_catalog(
+    directory: str | Path = "records", *, strict: bool = False, store: Store | None = None
+) -> Catalog:
+    """The catalog of a folder; raises InvalidInput listing every error (and warning if strict).
+
+    `store` (the build cache) keeps parsed records, so unchanged files are not parsed again.
+    """
+    entries, problems = check_catalog(Path(directory), store)
     fatal = problems if strict else errors_in(problems)
     if fatal:
         raise InvalidInput(fatal)

@@ -57,12 +57,16 @@ class YamlDocument:
     lines: dict[Location, int] = field(default_factory=dict)
 
     def line_of(self, location: Location) -> int | None:
-        """The line of the location, or of its nearest enclosing location that has one."""
-        for end in range(len(location), -1, -1):
-            line = self.lines.get(tuple(location[:end]))
-            if line is not None:
-                return line
-        return None
+        return nearest_line(self.lines, location)
+
+
+def nearest_line(lines: dict[Location, int], location: Location) -> int | None:
+    """The line of the location, or of its nearest enclosing location that has one."""
+    for end in range(len(location), -1, -1):
+        line = lines.get(tuple(location[:end]))
+        if line is not None:
+            return line
+    return None
 
 
 def decode(raw: bytes) -> str:

@@ -7,7 +7,7 @@ from renderer.layouts import Layout
 
 def test_rendering_loads_only_the_fingerprinted_modules():
     probe = (
-        "import sys, renderer.render, renderer.engine;"
+        "import sys, renderer.render, renderer.engine, renderer.matter;"
         "print(' '.join(m.split('.', 1)[1] if '.' in m else '__init__'"
         " for m in sys.modules if m.split('.')[0] == 'renderer'))"
     )

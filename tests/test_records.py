@@ -176,3 +176,36 @@ def test_missing_and_empty_folders(tmp_path):
     assert [str(p) for p in check_catalog(tmp_path)[1]] == [
         f"{tmp_path}: no records (*.yaml) in this folder"
     ]
+
+
+class CountingStore(dict):
+    """A store of bytes by key that counts what it is asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.hits = 0
+
+    def get(self, key):
+        found = super().get(key)
+        self.hits += found is not None
+        return found
+
+    def put(self, key, data):
+        self[key] = data
+
+
+def test_a_store_keeps_parsed_records_until_the_file_changes(tmp_path):
+    folder = tmp_path / "records"
+    folder.mkdir()
+    (folder / f"{SEED_SLUG}.yaml").write_text(SEED_YAML.read_text(encoding="utf-8"))
+    store = CountingStore()
+    first = load_catalog(folder, store=store)
+    again = load_catalog(folder, store=store)
+    assert store.hits == 1
+    assert [e.record for e in again] == [e.record for e in first]
+    assert [e.lines for e in again] == [e.lines for e in first]
+    text = (folder / f"{SEED_SLUG}.yaml").read_text()
+    (folder / f"{SEED_SLUG}.yaml").write_text(edited(text, "  percent: ", "  percent: 1"))
+    _, problems = check_catalog(folder, store)
+    assert store.hits == 1  # the edited file was parsed, and its error found
+    assert any("flight_risk.percent" in str(problem) for problem in problems)
