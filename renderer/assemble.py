@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import marshal
 import re
 import zlib
 from collections import deque
@@ -20,16 +21,17 @@ from typing import BinaryIO
 import pikepdf
 
 from .context import INTERNAL_SCHEME
-from .fontmerge import FaceMerger
+from .fontmerge import FaceMerger, FaceReader, FaceUse
 
 OBJECTS_PER_STREAM = 200
+PREPARED_FORMAT = 1
 INTERNAL_URI = b"(" + INTERNAL_SCHEME.encode()
 # A link's action as qpdf writes it (keys sorted, one space apart), when it points inside
 INTERNAL_ACTION = re.compile(
     rb"/A << /S /URI /Type /Action /URI \(" + INTERNAL_SCHEME.encode() + rb"([^()\\]*)\) >>"
 )
 # In qpdf's unparse output: literal strings, hex strings (both kept), and references `N G R`.
-TOKENS = re.compile(rb"\((?:[^\\()]|\\.)*\)|<[0-9A-Fa-f\s]*>|(\d+) (\d+) R", re.DOTALL)
+TOKENS = re.compile(rb"\((?:[^\\()]|\\.)*\)|<[0-9A-Fa-f\s]*>|(-?\d+) (\d+) R", re.DOTALL)
 
 
 @dataclass
@@ -43,8 +45,90 @@ def page_destination(number: int) -> str:
     return f"page-{number:06d}"
 
 
+@dataclass
+class Prepared:
+    """One source PDF's objects with local numbers, ready to be appended to any output.
+
+    Local numbers 0..pages-1 are its pages, in order; the others follow. A reference to a shared
+    font face is written as the negative number -(1 + its index in `faces`). Preparing (reading
+    the PDF with qpdf) is most of the work of assembly, so prepared sources are cached.
+    """
+
+    pages: int
+    objects: list[tuple[int, bytes, bytes | None]]  # local number, body, stream data
+    faces: list[tuple[str, FaceUse]]
+
+    def dumps(self) -> bytes:
+        return marshal.dumps((PREPARED_FORMAT, self.pages, self.objects, self.faces))
+
+    @classmethod
+    def loads(cls, data: bytes) -> Prepared | None:
+        try:
+            version, pages, objects, faces = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return None
+        return cls(pages, objects, faces) if version == PREPARED_FORMAT else None
+
+
+class Preparer:
+    """Reads source PDFs into `Prepared` form; remembers what it learnt of each font face."""
+
+    def __init__(self, font_folders: list[Path]):
+        self.fonts = FaceReader(font_folders)
+
+    def prepare(self, pdf: bytes) -> Prepared:
+        with pikepdf.open(io.BytesIO(pdf)) as source:
+            numbers: dict[tuple[int, int], int] = {}
+            queue: deque[pikepdf.Object] = deque()
+            for page in source.pages:
+                numbers[page.obj.objgen] = len(numbers)
+                queue.append(page.obj)
+            pages, faces, objects = len(numbers), {}, []
+            while queue:
+                obj = queue.popleft()
+                data = None
+                if isinstance(obj, pikepdf.Stream):
+                    data = obj.read_raw_bytes()
+                    del obj.stream_dict["/Length"]  # written anew with the data
+                body = self._renumbered(obj, source, numbers, queue, faces)
+                objects.append((numbers[obj.objgen], body, data))
+        return Prepared(pages, objects, list(faces.items()))
+
+    def _renumbered(self, obj, source, numbers, queue, faces) -> bytes:
+        """The object as qpdf writes it, with every reference renumbered locally.
+
+        qpdf's own unparse does the walk in C++; only the references are rewritten here. The
+        source is discarded afterwards, so its objects may be changed on the way.
+        """
+        dictionary = obj.stream_dict if isinstance(obj, pikepdf.Stream) else obj
+        is_page = isinstance(obj, pikepdf.Dictionary) and obj.get("/Type") == "/Page"
+        if is_page:
+            del obj["/Parent"]  # every page hangs from the output's one page tree
+
+        def renumber(match: re.Match) -> bytes:
+            if match[1] is None:  # a string: kept as it is
+                return match[0]
+            target = source.get_object(int(match[1]), int(match[2]))
+            return b"%d 0 R" % self._local(target, numbers, queue, faces)
+
+        body = TOKENS.sub(renumber, dictionary.unparse(resolved=True))
+        return body[:-2] + b"/Parent 2 0 R>>" if is_page else body
+
+    def _local(self, obj, numbers, queue, faces) -> int:
+        use = self.fonts.use(obj)
+        if use is not None:
+            name = use[0]
+            if name not in faces:
+                faces[name] = use[1]
+            return -1 - list(faces).index(name)
+        if obj.objgen not in numbers:
+            numbers[obj.objgen] = len(numbers)
+            queue.append(obj)
+        return numbers[obj.objgen]
+
+
 class Assembler:
-    """Writes a PDF of `page_count` pages, fed one source PDF at a time, in page order."""
+    """Writes a PDF of `page_count` pages, fed one source at a time, in page order."""
 
     def __init__(self, stream: BinaryIO, page_count: int, font_folders: list[Path], store=None):
         self.stream, self.page_count = stream, page_count
@@ -54,59 +138,43 @@ class Assembler:
         self.pages_written = 0
         self.pending: list[tuple[int, bytes]] = []
         self.fonts = FaceMerger(font_folders, store)
+        self.preparer = Preparer(font_folders)
         self._write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
 
     # -- feeding ---------------------------------------------------------------------------
     def add(self, pdf: bytes, link_pages: dict[str, int]) -> None:
         """Append every page of `pdf`; `specimen:<target>` links go to link_pages[target]."""
-        with pikepdf.open(io.BytesIO(pdf)) as source:
-            numbers: dict[tuple[int, int], int] = {}
-            queue: deque[pikepdf.Object] = deque()
-            for page in source.pages:
-                number = 3 + self.pages_written
-                self.pages_written += 1
-                numbers[page.obj.objgen] = number
-                queue.append(page.obj)
-            while queue:
-                obj = queue.popleft()
-                number = numbers[obj.objgen]
-                if isinstance(obj, pikepdf.Stream):
-                    data = obj.read_raw_bytes()
-                    del obj.stream_dict["/Length"]  # written anew with the data
-                    body = self._renumbered(obj.stream_dict, source, numbers, queue)
-                    self._write_stream(number, body, data)
-                else:
-                    body = self._renumbered(obj, source, numbers, queue)
-                    if INTERNAL_URI in body:
-                        body = _retarget_links(body, link_pages)
-                    self._queue_object(number, body)
+        self.add_prepared(self.preparer.prepare(pdf), link_pages)
 
-    def _renumbered(self, obj, source, numbers, queue) -> bytes:
-        """The object as qpdf writes it, with every reference renumbered for the output.
+    def add_prepared(self, source: Prepared, link_pages: dict[str, int]) -> None:
+        """Append a prepared source: its local numbers become the output's."""
+        first_page = 3 + self.pages_written
+        self.pages_written += source.pages
+        faces = [self.fonts.share(name, use, self._allocate) for name, use in source.faces]
+        numbers: dict[int, int] = {}
 
-        qpdf's own unparse does the walk in C++; only the references are rewritten here. The
-        source is discarded afterwards, so its objects may be changed on the way.
-        """
-        is_page = isinstance(obj, pikepdf.Dictionary) and obj.get("/Type") == "/Page"
-        if is_page:
-            del obj["/Parent"]  # every page hangs from the output's one page tree
+        def number_of(local: int) -> int:
+            if local < 0:
+                return faces[-1 - local]
+            if local < source.pages:
+                return first_page + local
+            if local not in numbers:
+                numbers[local] = self._allocate()
+            return numbers[local]
 
-        def renumber(match: re.Match) -> bytes:
+        def relocate(match: re.Match) -> bytes:
             if match[1] is None:  # a string: kept as it is
                 return match[0]
-            return self._ref(source.get_object(int(match[1]), int(match[2])), numbers, queue)
+            return b"%d 0 R" % number_of(int(match[1]))
 
-        body = TOKENS.sub(renumber, obj.unparse(resolved=True))
-        return body[:-2] + b"/Parent 2 0 R>>" if is_page else body
-
-    def _ref(self, obj, numbers, queue) -> bytes:
-        shared = self.fonts.shared_number(obj, self._allocate)
-        if shared is not None:
-            return b"%d 0 R" % shared
-        if obj.objgen not in numbers:
-            numbers[obj.objgen] = self._allocate()
-            queue.append(obj)
-        return b"%d 0 R" % numbers[obj.objgen]
+        for local, body, data in source.objects:
+            body = TOKENS.sub(relocate, body)
+            if data is not None:
+                self._write_stream(number_of(local), body, data)
+                continue
+            if INTERNAL_URI in body:
+                body = _retarget_links(body, link_pages)
+            self._queue_object(number_of(local), body)
 
     def _allocate(self) -> int:
         self.next_number += 1

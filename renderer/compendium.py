@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .assemble import Assembler, OutlineEntry
+from .assemble import Assembler, OutlineEntry, Prepared, Preparer
 from .build import Builder, DossierJob, Pending, Session
 from .cache import job_key
 from .config import Config
@@ -151,10 +152,7 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     for slug, key in zip(slugs, pending.keys, strict=True):
         if plan.dossiers[slug] - 1 in plan.blanks:
             assembler.add(next(blanks), targets)
-        pdf = pending.pdf(key)
-        if pdf is None:
-            raise _RenderFailed(slug)
-        assembler.add(pdf, targets)
+        assembler.add_prepared(_prepared(pending, key, assembler.preparer, slug), targets)
     for pdf in parts.index:
         assembler.add(pdf, targets)
     titles = {slug: title for slug, title, _ in matter.specimens}
@@ -173,6 +171,28 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     }
     assembler.finish(outline, info, page_labels=[(0, "/r", 1), (front, "/D", 1)])
     return total
+
+
+def _prepared(pending: Pending, key: str, preparer: Preparer, slug: str) -> Prepared:
+    """A dossier read for assembly, from the cache when it was read before (reading the PDF is
+    most of the work of a rebuild)."""
+    prepared_key = job_key(kind="prepared", dossier=key, code=_assembly_code())
+    kept = pending.cache.get(prepared_key)
+    prepared = Prepared.loads(kept) if kept is not None else None
+    if prepared is None:
+        pdf = pending.pdf(key)
+        if pdf is None:
+            raise _RenderFailed(slug)
+        prepared = preparer.prepare(pdf)
+        pending.cache.put(prepared_key, prepared.dumps())
+    return prepared
+
+
+@functools.cache
+def _assembly_code() -> str:
+    folder = Path(__file__).parent
+    code = b"".join((folder / name).read_bytes() for name in ("assemble.py", "fontmerge.py"))
+    return hashlib.sha256(code).hexdigest()
 
 
 def _single_pages(pdf: bytes) -> list[bytes]:

@@ -7,6 +7,7 @@ one whose font program is the original font cut down to the union of the glyphs 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -50,48 +51,70 @@ class Face:
     to_unicode: dict[int, bytes] = field(default_factory=dict)
 
 
-class FaceMerger:
-    """Collects every use of each face while documents are merged; writes one font per face."""
+# How one source uses one face: the identity of the bundled font it comes from, the CIDFont's
+# and the descriptor's own entries, the widths and text of the glyphs it uses. Plain data.
+FaceUse = tuple[tuple, bytes, bytes, dict[int, float], dict[int, bytes]]
 
-    def __init__(self, font_folders: list[Path], store=None):
-        self.originals = _originals(font_folders)
-        self.store = store  # bytes by key (the build cache), for font subsets
-        self.faces: dict[str, Face | None] = {}  # None: this face is copied as it is
 
-    def shared_number(self, font, allocate) -> int | None:
-        """The object number of the shared font replacing `font`, or None to copy it."""
+class FaceReader:
+    """Reads how a source PDF uses each face; what a face is, is learnt once per name."""
+
+    def __init__(self, font_folders: list[Path]):
+        self.originals = _originals(tuple(font_folders))
+        self.definitions: dict[str, tuple[tuple, bytes, bytes] | None] = {}
+
+    def use(self, font) -> tuple[str, FaceUse] | None:
+        """(face name, its use) when `font` can be shared; None to copy it as it is."""
         if not isinstance(font, pikepdf.Dictionary) or font.get("/Subtype") != "/Type0":
             return None
         name = str(font.get("/BaseFont"))
-        if name not in self.faces:
-            self.faces[name] = self._new_face(font, allocate)
-        face = self.faces[name]
-        if face is None:
+        if name not in self.definitions:
+            self.definitions[name] = self._definition(font)
+        definition = self.definitions[name]
+        if definition is None:
             return None
-        unicode_map = _read_to_unicode(font.ToUnicode.read_bytes())
-        face.to_unicode.update(unicode_map or {})
-        face.widths.update(_read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array())))
-        return face.number
+        to_unicode = _read_to_unicode(font.ToUnicode.read_bytes()) or {}
+        widths = _read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array()))
+        return name, (*definition, widths, to_unicode)
 
-    def _new_face(self, font, allocate) -> Face | None:
+    def _definition(self, font) -> tuple[tuple, bytes, bytes] | None:
         descendant = font.DescendantFonts[0]
         descriptor = descendant.get("/FontDescriptor")
         program = descriptor.get("/FontFile2") if descriptor is not None else None
         if program is None or b"beginbfrange" in font.ToUnicode.read_bytes():
             return None
         with TTFont(io.BytesIO(program.read_bytes()), lazy=True) as subset_font:
-            original = self.originals.get(_identity(subset_font))
-        skip_descendant = {"/W", "/FontDescriptor"}
-        skip_descriptor = {"/FontFile2", "/CIDSet"}
+            identity = _identity(subset_font)
+        if identity not in self.originals:
+            return None
         try:
-            return Face(
-                allocate(),
-                original,
-                _direct_entries(descendant, skip_descendant),
-                _direct_entries(descriptor, skip_descriptor),
-            ) if original else None  # fmt: skip
+            return (
+                identity,
+                _direct_entries(descendant, {"/W", "/FontDescriptor"}),
+                _direct_entries(descriptor, {"/FontFile2", "/CIDSet"}),
+            )
         except ValueError:  # an entry refers to another object: copy the face as it is
             return None
+
+
+class FaceMerger:
+    """Collects every use of each face while documents are merged; writes one font per face."""
+
+    def __init__(self, font_folders: list[Path], store=None):
+        self.originals = _originals(tuple(font_folders))
+        self.store = store  # bytes by key (the build cache), for font subsets
+        self.faces: dict[str, Face] = {}
+
+    def share(self, name: str, use: FaceUse, allocate) -> int:
+        """The object number of the shared font of face `name`, its glyph use merged in."""
+        identity, descendant, descriptor, widths, to_unicode = use
+        face = self.faces.get(name)
+        if face is None:
+            original = self.originals[tuple(identity)]
+            face = self.faces[name] = Face(allocate(), original, descendant, descriptor)
+        face.widths.update(widths)
+        face.to_unicode.update(to_unicode)
+        return face.number
 
     def _font_program(self, original: Path, gids: list[int]) -> tuple[int, bytes]:
         """The subset's length and compressed bytes; kept in the store, as subsetting is slow."""
@@ -111,8 +134,6 @@ class FaceMerger:
     def objects(self, allocate):
         """(number, dictionary, stream data or None) of every shared font object."""
         for face in self.faces.values():
-            if face is None:
-                continue
             descendant, descriptor, program, cmap = (allocate() for _ in range(4))
             gids = sorted(set(face.widths) | set(face.to_unicode) | {0})
             length, compressed = self._font_program(face.original, gids)
@@ -169,7 +190,8 @@ def _identity(font: TTFont) -> tuple:
     )
 
 
-def _originals(folders: list[Path]) -> dict[tuple, Path]:
+@functools.cache
+def _originals(folders: tuple[Path, ...]) -> dict[tuple, Path]:
     found = {}
     for folder in folders:
         for path in sorted(folder.rglob("*")):
