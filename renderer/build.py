@@ -42,7 +42,7 @@ class DossierJob:
             kind="dossier",
             inputs=fingerprint,
             record=self.record.model_dump(mode="json"),
-            config=self.config.model_dump(mode="json"),
+            config=self.config.rendering(),
             links=vars(self.links),
             variant=self.variant,
             attached=attached,

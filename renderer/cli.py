@@ -290,3 +290,83 @@ def build(records_dir, config_path, strict, out, jobs, scheduler, quiet) -> None
             raise SystemExit(1)
         report = build_compendium(catalog, config, out / "compendium.pdf", builder)
     click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("targets", nargs=-1, metavar="[SLUG|PATH]...")
+@click.option("--to", "recipients", multiple=True, required=True, metavar="ADDR",
+              help="Recipient; repeat for several.")  # fmt: skip
+@click.option("--each", is_flag=True, help="One message per recipient instead of one for all.")
+@click.option("--compendium", "with_compendium", is_flag=True, help="Attach the compendium.")
+@click.option("--subject", default=None, help="Subject [default: names what is attached].")
+@click.option("--from", "sender", metavar="ADDR", help="Sender [config: mail.sender].")
+@click.option(
+    "--eml-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write .eml drafts into this folder instead of sending.",
+)
+@click.option("--smtp", "smtp_address", default=None, metavar="HOST:PORT",
+              help="Mail server [config: mail.smtp; env: DOSSIER_SMTP_HOST, _PORT].")  # fmt: skip
+@click.option("--insecure", is_flag=True, help="Allow sending without TLS to a remote server.")
+@records_option
+@config_option
+@jobs_option
+@cache_option
+@quiet_option
+@reports_invalid_input
+def mail(
+    targets, recipients, each, with_compendium, subject, sender, eml_dir, smtp_address, insecure,
+    records_dir, config_path, jobs, cache_dir, quiet,
+):  # fmt: skip
+    """E-mail dossiers (and the compendium) as PDF attachments, or write them as .eml drafts.
+
+    The SMTP password comes only from the environment variable DOSSIER_SMTP_PASSWORD (or the
+    one named by mail.smtp.password_env) or from a file (DOSSIER_SMTP_PASSWORD_FILE or
+    mail.smtp.password_file). Exit code 1 also when any recipient did not accept a message.
+    """
+    import os
+
+    from . import mail as post
+    from .build import select_entries
+    from .config import load_config
+    from .records import load_catalog
+
+    if not targets and not with_compendium:
+        raise click.UsageError("name records (SLUG or PATH) or use --compendium")
+    config = load_config(config_path)
+    addresses = [post.parse_address(text) for text in recipients]
+    sender_text = sender or config.mail.sender
+    from_address = post.parse_address(sender_text, "--from") if sender_text else None
+    server = None
+    if eml_dir is None:
+        if from_address is None:
+            raise click.UsageError("give --from ADDR or set mail.sender in dossier.toml")
+        server = post.smtp_server(config.mail.smtp, os.environ, smtp_address, insecure)
+    builder = make_builder(cache_dir, jobs, quiet)
+    entries = select_entries(records_dir, targets, store=builder.cache) if targets else []
+    catalog = load_catalog(records_dir, store=builder.cache) if with_compendium else None
+    with builder.session():
+        attachments = post.gather_attachments(entries, config, builder, catalog)
+    post.check_size(attachments, config.mail.max_attachment_mb)
+    records = [entry.record for entry in entries]
+    subject = subject or post.default_subject(records, with_compendium, len(catalog or ()))
+    groups = [[address] for address in addresses] if each else [addresses]
+    messages = [
+        post.compose(records, attachments, recipients=group, subject=subject, config=config,
+                     sender=from_address)
+        for group in groups
+    ]  # fmt: skip
+    if eml_dir is not None:
+        for path in post.write_drafts(messages, eml_dir):
+            click.echo(str(path))
+        return
+    failed = False
+    for delivery in post.send(messages, server):
+        if delivery.accepted:
+            click.echo(f"sent to {', '.join(delivery.accepted)}: {delivery.subject}")
+        for recipient, reason in delivery.refused.items():
+            click.echo(f"NOT sent to {recipient}: {reason}", err=True)
+            failed = True
+    if failed:
+        raise SystemExit(1)

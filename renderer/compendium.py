@@ -81,8 +81,10 @@ def _matter_pages(session: Session, builder: Builder, matter: Matter, slugs, dup
     record's text does not lay them out again. The cover prints the total page count, so it is
     laid out last, once the index's length is known.
     """
-    key = job_key(kind="matter", inputs=builder.fingerprint(matter.config), matter=asdict(matter),
-                  duplex=duplex)  # fmt: skip
+    printed = {**asdict(matter), "config": matter.config.rendering()}
+    key = job_key(
+        kind="matter", inputs=builder.fingerprint(matter.config), matter=printed, duplex=duplex
+    )
     cached = _cached_matter(builder, key)
     if cached is not None:
         return cached

@@ -17,6 +17,8 @@ LAYOUTS_DIR = PROJECT_ROOT / "layouts"
 FONTS_DIR = PROJECT_ROOT / "fonts"
 FONTS_CSS = FONTS_DIR / "fonts.css"
 DOSSIER_TEMPLATE = "dossier.html.j2"
+DEFAULT_LAYOUT = "classified"
+MAIL_TEMPLATES = {"text": "mail.txt.j2", "html": "mail.html.j2"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,22 @@ class Layout:
 
     def render_html(self, context: dict, template: str = DOSSIER_TEMPLATE) -> str:
         return self.environment.get_template(template).render(context)
+
+    @cached_property
+    def mail_environment(self) -> jinja2.Environment:
+        """Message bodies: the layout's mail templates, else the built-in ones; only the HTML
+        body is escaped."""
+        return jinja2.Environment(
+            loader=jinja2.FileSystemLoader([self.folder, LAYOUTS_DIR / DEFAULT_LAYOUT]),
+            autoescape=lambda name: not (name or "").endswith(".txt.j2"),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def render_mail(self, context: dict, kind: str) -> str:
+        """The message body of `kind` "text" or "html"."""
+        return self.mail_environment.get_template(MAIL_TEMPLATES[kind]).render(context)
 
     @property
     def base_url(self) -> str:
