@@ -339,11 +339,24 @@ def _connect(server: Server) -> smtplib.SMTP:
                     " (use --insecure to allow it)"
                 )
         if server.user:
-            connection.login(server.user, server.password or "")
+            _login(connection, server.user, server.password or "")
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _login(connection: smtplib.SMTP, user: str, password: str) -> None:
+    """One attempt with the best mechanism offered (smtplib's login() tries each in turn, and
+    servers may hang up after the first refusal, hiding its answer)."""
+    offered = connection.esmtp_features.get("auth", "").upper().split()
+    connection.user, connection.password = user, password
+    for name in ("CRAM-MD5", "PLAIN", "LOGIN"):
+        if name in offered:
+            method = getattr(connection, f"auth_{name.lower().replace('-', '_')}")
+            connection.auth(name, method, initial_response_ok=name != "LOGIN")
+            return
+    raise smtplib.SMTPNotSupportedError(f"no login method this program knows of: {offered}")
 
 
 def _send_one(connection: smtplib.SMTP, message: EmailMessage, server: Server) -> Delivery:

@@ -99,7 +99,7 @@ def test_bad_config_is_reported_with_its_line(tmp_path: Path):
     assert result.stderr.splitlines() == [
         f"{config}:1: paper: input should be 'a4' or 'letter' (got 'a3')",
         f"{config}:3: papr: unknown setting (known: base_url, paper, classification,"
-        " organisation, author, layout, date)",
+        " organisation, author, layout, date, mail)",
     ]
 
 

@@ -237,7 +237,8 @@ def tls_smtp(tmp_path):
     authority.cert_pem.write_to_path(str(ca_file))
 
     def authenticate(server, session, envelope, mechanism, auth_data):
-        return AuthResult(success=(auth_data.login, auth_data.password) == (b"ann", b"secret"))
+        accepted = (auth_data.login, auth_data.password) == (b"ann", b"secret")
+        return AuthResult(success=accepted, handled=False)  # handled=False: answer 535
 
     recorder, port = Recorder(), free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=port, tls_context=server_context,
