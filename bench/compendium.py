@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import random
 import re
 import subprocess
@@ -52,10 +53,10 @@ def synthetic_catalog(size: int, folder: Path) -> Path:
 
 
 class PeakMemory:
-    """Polls the RSS of this process's children (and of itself when asked); `peak` is in MB."""
+    """Polls the RSS of this process's children (the build or reference runs in them); in MB."""
 
-    def __init__(self, itself: bool = False):
-        self.itself, self.peak, self._running = itself, 0.0, True
+    def __init__(self):
+        self.peak, self._running = 0.0, True
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def __enter__(self):
@@ -69,9 +70,7 @@ class PeakMemory:
     def _poll(self):
         me = psutil.Process()
         while self._running:
-            # the build runs in child processes; this process only watches (and, after the
-            # one-document reference, is itself large: it must never be counted)
-            processes = me.children(recursive=True) + ([me] if self.itself else [])
+            processes = me.children(recursive=True)
             total = 0
             for process in processes:
                 with contextlib.suppress(psutil.Error):  # a worker may just have exited
@@ -101,8 +100,20 @@ def timed_build(catalog_dir: Path, cache: Path, out: Path, jobs: int) -> dict:
 
 
 def single_document(catalog_dir: Path, out: Path) -> dict:
+    """The reference, in a fresh process watched like the builds (this process stays small, so
+    that no later fork of it is mistaken for a large build process)."""
+    command = [sys.executable, __file__, "--single-document", str(catalog_dir), str(out)]
+    with PeakMemory() as memory:
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    figures = json.loads(done.stdout)
+    size = out.stat().st_size
+    return {**figures, "peak_mb": memory.peak, "bytes_per_page": size / figures["pages"]}
+
+
+def render_single_document(catalog_dir: Path, out: Path) -> dict:
     """Every dossier's final HTML in one WeasyPrint document (one root scale for all)."""
     import weasyprint
+    from weasyprint.text.fonts import FontConfiguration
 
     config, catalog = Config(), load_catalog(catalog_dir)
     layout = Layout.find(config.layout)
@@ -113,24 +124,15 @@ def single_document(catalog_dir: Path, out: Path) -> dict:
         bodies.append(f'<div style="break-after: page">{body}</div>')
     head = html.split("<body>", 1)[0]
     document = head + "<body>" + "".join(bodies) + "</body></html>"
-    from weasyprint.text.fonts import FontConfiguration
-
-    with PeakMemory(itself=True) as memory:
-        start = time.perf_counter()
-        fonts = FontConfiguration()
-        stylesheet = weasyprint.CSS(filename=str(FONTS_CSS), font_config=fonts)
-        pdf = weasyprint.HTML(string=document, base_url=layout.base_url).write_pdf(
-            stylesheets=[stylesheet], font_config=fonts
-        )
-        seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    fonts = FontConfiguration()
+    stylesheet = weasyprint.CSS(filename=str(FONTS_CSS), font_config=fonts)
+    pdf = weasyprint.HTML(string=document, base_url=layout.base_url).write_pdf(
+        stylesheets=[stylesheet], font_config=fonts
+    )
+    seconds = time.perf_counter() - start
     out.write_bytes(pdf)
-    pages = _pages(pdf)
-    return {
-        "seconds": seconds,
-        "peak_mb": memory.peak,
-        "pages": pages,
-        "bytes_per_page": len(pdf) / pages,
-    }
+    return {"seconds": seconds, "pages": _pages(pdf)}
 
 
 def _pages(pdf: bytes) -> int:
@@ -162,7 +164,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--single-document", nargs=2, metavar=("RECORDS", "OUT"),
+                        help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
+    if args.single_document:
+        records, out = map(Path, args.single_document)
+        print(json.dumps(render_single_document(records, out)))
+        return
     with tempfile.TemporaryDirectory(prefix="dossier-bench-") as scratch:
         root = Path(scratch)
         for size in args.sizes:
