@@ -172,6 +172,13 @@ def make_builder(cache_dir: Path, jobs: int | None, quiet: bool, scheduler: str 
     return Builder(cache_dir, workers=jobs, scheduler=scheduler, progress=progress)
 
 
+def one_at_a_time(cache_dir: Path, *outputs: Path):
+    """Commands sharing a cache (and so an output folder, by default) run one after another."""
+    from .fileio import exclusive
+
+    return exclusive(cache_dir, outputs, say=lambda message: click.echo(message, err=True))
+
+
 def _progress_bar():
     from rich.progress import Progress
 
@@ -219,8 +226,11 @@ def render(
         raise click.UsageError("name records (SLUG or PATH) or use --all")
     config = load_config(config_path, paper=paper, base_url=base_url)
     builder = make_builder(cache_dir, jobs, quiet)
-    entries = select_entries(records_dir, targets, store=builder.cache)
-    failed = render_dossiers(entries, config, out, builder, variant=pdf_variant, echo=click.echo)
+    with one_at_a_time(cache_dir, out):
+        entries = select_entries(records_dir, targets, store=builder.cache)
+        failed = render_dossiers(
+            entries, config, out, builder, variant=pdf_variant, echo=click.echo
+        )
     if failed:
         raise SystemExit(1)
 
@@ -253,9 +263,10 @@ def compendium(
 
     config = load_config(config_path, paper=paper, base_url=base_url)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
-    catalog = load_catalog(records_dir, store=builder.cache)
-    show_problems(catalog.warnings)
-    report = build_compendium(catalog, config, out, builder, duplex=duplex)
+    with one_at_a_time(cache_dir, out.parent):
+        catalog = load_catalog(records_dir, store=builder.cache)
+        show_problems(catalog.warnings)
+        report = build_compendium(catalog, config, out, builder, duplex=duplex)
     click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
 
 
@@ -283,12 +294,13 @@ def build(records_dir, config_path, strict, out, jobs, scheduler, quiet) -> None
 
     config = load_config(config_path)
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
-    catalog = load_catalog(records_dir, strict=strict, store=builder.cache)
-    show_problems(catalog.warnings)
-    with builder.session():  # one set of workers for both steps
-        if render_dossiers(list(catalog), config, out / "dossiers", builder, echo=click.echo):
-            raise SystemExit(1)
-        report = build_compendium(catalog, config, out / "compendium.pdf", builder)
+    with one_at_a_time(out / ".cache", out, out / "dossiers"):
+        catalog = load_catalog(records_dir, strict=strict, store=builder.cache)
+        show_problems(catalog.warnings)
+        with builder.session():  # one set of workers for both steps
+            if render_dossiers(list(catalog), config, out / "dossiers", builder, echo=click.echo):
+                raise SystemExit(1)
+            report = build_compendium(catalog, config, out / "compendium.pdf", builder)
     click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
 
 
@@ -344,9 +356,9 @@ def mail(
             raise click.UsageError("give --from ADDR or set mail.sender in dossier.toml")
         server = post.smtp_server(config.mail.smtp, os.environ, smtp_address, insecure)
     builder = make_builder(cache_dir, jobs, quiet)
-    entries = select_entries(records_dir, targets, store=builder.cache) if targets else []
-    catalog = load_catalog(records_dir, store=builder.cache) if with_compendium else None
-    with builder.session():
+    with one_at_a_time(cache_dir), builder.session():
+        entries = select_entries(records_dir, targets, store=builder.cache) if targets else []
+        catalog = load_catalog(records_dir, store=builder.cache) if with_compendium else None
         attachments = post.gather_attachments(entries, config, builder, catalog)
     post.check_size(attachments, config.mail.max_attachment_mb)
     records = [entry.record for entry in entries]

@@ -1,13 +1,18 @@
-"""Writing files so that readers only ever see a complete file: temporary file, then rename."""
+"""Writing files so that readers only ever see a complete file, and one writer at a time."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+LOCK_NAME = ".dossier.lock"
+TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what atomic_writer names its files
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -37,3 +42,44 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextmanager
+def exclusive(
+    folder: Path, leftovers_in: Iterable[Path] = (), say: Callable[[str], None] = print
+) -> Iterator[None]:
+    """One command at a time in `folder` (the build cache): a second one waits, saying for whom.
+
+    Once the lock is held, temporary files that a killed command left in `folder` (and in the
+    other `leftovers_in` folders, not below them) are removed: nobody else is writing them.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / LOCK_NAME).open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another dossier command"
+            say(f"{folder}: waiting for {holder} to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        _note_holder(handle, f"process {os.getpid()}")
+        _remove_leftovers(folder.rglob(".*.tmp"))
+        for other in leftovers_in:
+            _remove_leftovers(other.glob(".*.tmp"))
+        try:
+            yield
+        finally:
+            _note_holder(handle, "")
+
+
+def _note_holder(handle, text: str) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(text)
+    handle.flush()
+
+
+def _remove_leftovers(paths: Iterable[Path]) -> None:
+    for path in paths:
+        if TEMPORARY.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
