@@ -8,9 +8,33 @@ import re
 import string
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Characters that print nothing or silently reorder the text around them: C0 and C1 controls
+# (tab and newline apart) and the bidirectional overrides and isolates.
+INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: str) -> str:
+    found = INVISIBLE.search(text)
+    if found:
+        raise ValueError(
+            f"control character U+{ord(found[0]):04X} at character {found.start() + 1}:"
+            " it prints nothing or reorders the text around it; remove it"
+        )
+    return text
+
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_printable)
+]
 Percent = Annotated[int, Field(ge=0, le=100)]
 Amount = Annotated[int, Field(ge=0)]
 CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"

@@ -17,6 +17,7 @@ from typing import Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .glyphs import covered, describe, missing_glyphs
 from .model import PATTERN_HINTS, Record
 from .problems import InvalidInput, Problem, Severity, errors_in
 from .yamlsource import Location, YamlDocument, YamlProblem, decode, nearest_line, parse
@@ -98,7 +99,11 @@ def read_record(path: Path, store: Store | None = None) -> tuple[Entry | None, l
     if record is None:
         return None, problems
     # the whole line map is large; a catalog of thousands keeps only what it reports on
-    lines = {at: line for at, line in document.lines.items() if at[:1] in _CATALOG_LOCATIONS}
+    lines = {
+        at: line
+        for at, line in document.lines.items()
+        if len(at) <= 1 or at[:1] in _CATALOG_LOCATIONS
+    }
     entry = Entry(record, path, lines)
     if store is not None:
         store.put(key, _freeze(entry))
@@ -239,8 +244,9 @@ def check_catalog(directory: Path, store: Store | None = None) -> tuple[list[Ent
 
 
 def _catalog_problems(entries: list[Entry], file_slugs: set[str]) -> list[Problem]:
-    """Problems between records: names, duplicate slugs, related links."""
-    problems = []
+    """Problems between records (names, duplicate slugs, related links), and text that the
+    bundled fonts cannot print."""
+    problems = [problem for entry in entries for problem in _glyph_warnings(entry)]
     slug_counts = Counter(entry.slug for entry in entries)
     known = set(slug_counts) | file_slugs
     for entry in entries:
@@ -260,6 +266,16 @@ def _catalog_problems(entries: list[Entry], file_slugs: set[str]) -> list[Proble
                 message = f"{related.target!r} is not in this catalog; it will link to the web only"
                 problems.append(Problem(name, line, where, message, Severity.WARNING))
     return problems
+
+
+def _glyph_warnings(entry: Entry) -> list[Problem]:
+    if set(entry.record.model_dump_json()) <= covered():  # the usual case, checked at once
+        return []
+    return [
+        Problem(str(entry.path), entry.line_of(at), field_path(at), describe(lacking),
+                Severity.WARNING)
+        for at, lacking in missing_glyphs(entry.record.model_dump(mode="json", exclude_none=True))
+    ]  # fmt: skip
 
 
 def load_catalog(

@@ -94,6 +94,10 @@ def parse(text: str) -> YamlDocument:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
         raise YamlProblem(_describe(error, text, line), line) from None
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        message = f"character U+{error.character:04X} is not allowed in YAML text; remove it"
+        raise YamlProblem(message, line) from None
     except yaml.YAMLError as error:
         raise YamlProblem(f"not valid YAML: {error}") from None
     finally:

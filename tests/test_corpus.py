@@ -223,3 +223,37 @@ def test_a_build_killed_midway_leaves_only_complete_files_and_the_next_one_reuse
     after = _rendered_entries(out / ".cache")
     assert {path: after[path] for path in kept} == kept  # reused, not rendered again
     assert not list(out.rglob(".*.tmp")), "temporary files left behind"
+
+
+def _seed_with(tmp_path: Path, **fields: str) -> Path:
+    import yaml
+
+    data = yaml.safe_load(SEED_YAML.read_text(encoding="utf-8"))
+    for dotted, text in fields.items():
+        *parents, key = dotted.split("__")
+        target = data
+        for parent in parents:
+            target = target[int(parent)] if parent.isdigit() else target[parent]
+        target[key] = text
+    return alone(tmp_path, name=SEED_YAML.name, data=yaml.safe_dump(data).encode())
+
+
+def test_long_unbroken_words_and_urls_wrap_inside_the_page(tmp_path, out):
+    url = "https://example.org/" + "x" * 300
+    fields = {"flight_risk__diagnosis": "Z" * 400, "burn_ward__complaints__0__quote": url}
+    path = _seed_with(tmp_path, **fields)
+    result = run("render", path, "--out", out / "dossiers", "--cache", out / ".cache")
+    assert result.exit_code == 0, result.output
+    import pdfplumber
+
+    with pdfplumber.open(out / "dossiers" / f"{SEED_SLUG}.pdf") as pdf:
+        (page,) = pdf.pages
+        assert all(char["x0"] >= 0 and char["x1"] <= page.width for char in page.chars)
+
+
+def test_a_5000_character_word_is_refused_as_too_long(tmp_path, out):
+    path = _seed_with(tmp_path, flight_risk__diagnosis="A" * 5000)
+    result = run("render", path, "--out", out / "dossiers", "--cache", out / ".cache")
+    assert result.exit_code == 1
+    assert "does not fit on one page even at the smallest legible type" in result.stderr
+    assert not (out / "dossiers" / f"{SEED_SLUG}.pdf").exists()

@@ -209,3 +209,35 @@ def test_a_store_keeps_parsed_records_until_the_file_changes(tmp_path):
     _, problems = check_catalog(folder, store)
     assert store.hits == 1  # the edited file was parsed, and its error found
     assert any("flight_risk.percent" in str(problem) for problem in problems)
+
+
+@pytest.mark.parametrize(
+    ("character", "code"), [("\u0007", "U+0007"), ("\u202e", "U+202E"), ("\x1b", "U+001B")]
+)
+def test_control_and_bidi_override_characters_are_errors(tmp_path, seed_yaml_text, character, code):
+    escaped = character.encode("unicode_escape").decode()  # as YAML writes it between quotes
+    item = f'- "odd{escaped}Large"'
+    text = edited(seed_yaml_text, "habitat:\n- Large", f"habitat:\n{item}\n- Large")
+    line = line_of(text, item)
+    assert problems_for(tmp_path, text) == [
+        f"{SEED_SLUG}.yaml:{line}: habitat[0]: control character {code} at"
+        " character 4: it prints nothing or reorders the text around it; remove it"
+    ]
+
+
+def test_a_raw_control_character_is_located(tmp_path, seed_yaml_text):
+    text = edited(seed_yaml_text, "habitat:\n- Large", "habitat:\n- odd\x07Large")
+    assert problems_for(tmp_path, text) == [
+        f"{SEED_SLUG}.yaml:{line_of(text, '- odd')}: character U+0007 is not allowed in YAML"
+        " text; remove it"
+    ]
+
+
+def test_text_the_bundled_fonts_cannot_print_is_a_warning(tmp_path, seed_yaml_text):
+    text = edited(seed_yaml_text, "habitat:\n- ", "habitat:\n- 首席 ")
+    problems = [p for p in problems_for(tmp_path, text) if "related" not in p]
+    assert problems == [
+        f"{SEED_SLUG}.yaml:{line_of(text, 'habitat:')}: warning: habitat[0]: the bundled fonts have"
+        " no glyph for '首' U+9996, '席' U+5E2D (cjk unified ideograph-9996); they print with a"
+        " system font that has them, or as empty boxes"
+    ]
