@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,11 @@ def engine_for(layout: Layout):
     from .engine import Engine  # WeasyPrint loads only when something is rendered
 
     return Engine(layout)
+
+
+# Engines are dropped before the interpreter tears modules down: WeasyPrint's font
+# configuration cleans its temporary folder when dropped, which fails once modules are gone.
+atexit.register(engine_for.cache_clear)
 
 
 def render_dossier(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,3 +72,41 @@ def test_any_text_imports_or_fails_cleanly(text):
         import_text(text, "in.txt")
     except InvalidInput as error:
         assert error.problems
+
+
+WORDS = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x17F, exclude_categories=["Cc"]),
+    min_size=1,
+    max_size=60,
+).filter(str.strip)
+PROSE = st.lists(WORDS, min_size=1, max_size=40).map(" ".join)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_valid_record_renders_to_one_page_or_is_refused_as_too_long(data):
+    import io
+
+    import pikepdf
+    import yaml
+
+    from renderer.model import Record
+    from renderer.render import render_dossier
+
+    record = yaml.safe_load(SEED_YAML.read_text(encoding="utf-8"))
+    record["flight_risk"]["diagnosis"] = data.draw(PROSE)
+    record["habitat"] = data.draw(st.lists(PROSE, min_size=1, max_size=6))
+    record["burn_ward"]["complaints"] = [
+        {"quote": data.draw(PROSE), "source": data.draw(WORDS)}
+        for _ in range(data.draw(st.integers(1, 5)))
+    ]
+    record["org_chart"]["aliases"] = data.draw(st.lists(WORDS, min_size=1, max_size=8))
+    try:
+        pdf = render_dossier(Record.model_validate(record))
+    except InvalidInput as error:
+        (problem,) = error.problems
+        assert "does not fit on one page" in problem.message
+        return
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        assert len(document.pages) == 1
