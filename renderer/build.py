@@ -267,8 +267,10 @@ def render_dossiers(
     *,
     variant: str | None = None,
     echo: Callable[..., None] = print,
+    png_dpi: int | None = None,
 ) -> list[Problem]:
-    """Render each entry to <out>/<slug>.pdf; returns the problems of those that failed."""
+    """Render each entry to <out>/<slug>.pdf (and .png at `png_dpi`); returns the problems of
+    those that failed."""
     jobs = [DossierJob(e.record, config, variant=variant, source=e.path) for e in entries]
     run = builder.run(jobs)
     for entry, key in zip(entries, run.keys, strict=True):
@@ -278,6 +280,12 @@ def render_dossiers(
         target = out / f"{entry.slug}.pdf"
         write_atomic(target, pdf)
         echo(str(target))
+        if png_dpi is not None:
+            from .raster import png_pages
+
+            (image,) = png_pages(pdf, png_dpi)
+            write_atomic(target.with_suffix(".png"), image)
+            echo(str(target.with_suffix(".png")))
     for problem in run.problems:
         echo(f"{_source_of(problem, entries)}: {problem.message}", err=True)
     return run.problems

@@ -131,11 +131,35 @@ def schema(output: Path | None) -> None:
         click.echo(str(output))
 
 
+@main.command(epilog=EXIT_CODES)
+@click.argument("title")
+@records_option
+@reports_invalid_input
+def new(title: str, records_dir: Path) -> None:
+    """Write a new record, <records>/<slug>.yaml, with every section and placeholder guidance."""
+    from .fileio import write_atomic
+    from .model import slugify
+    from .records import dump_record
+    from .skeleton import skeleton
+
+    if not slugify(title):
+        raise click.UsageError("the title needs at least one letter or digit")
+    target = records_dir / f"{slugify(title)}.yaml"
+    if target.exists():
+        click.echo(f"{target}: already exists; not overwritten", err=True)
+        raise SystemExit(1)
+    write_atomic(target, dump_record(skeleton(title)).encode())
+    click.echo(str(target))
+
+
 paper_option = click.option(
     "--paper", type=click.Choice(["a4", "letter"]), default=None, help="Paper size [config: a4]."
 )
 base_url_option = click.option(
     "--base-url", default=None, help="QR codes link to <base-url>/<slug> [config]."
+)
+layout_option = click.option(
+    "--layout", default=None, help="A layout under layouts/ by name, or a folder [config]."
 )
 variant_option = click.option(
     "--pdf-variant",
@@ -209,14 +233,18 @@ def _progress_bar():
 )
 @paper_option
 @base_url_option
+@layout_option
 @variant_option
+@click.option("--png", is_flag=True, help="Also write <out>/<slug>.png (extra: dossier[png]).")
+@click.option("--dpi", type=click.IntRange(36, 600), default=110, show_default=True,
+              help="Resolution of the PNG.")  # fmt: skip
 @jobs_option
 @cache_option
 @quiet_option
 @reports_invalid_input
 def render(
-    targets, render_all, records_dir, config_path, out, paper, base_url, pdf_variant, jobs,
-    cache_dir, quiet,
+    targets, render_all, records_dir, config_path, out, paper, base_url, layout, pdf_variant,
+    png, dpi, jobs, cache_dir, quiet,
 ):  # fmt: skip
     """Render records to one-page PDF dossiers, <out>/<slug>.pdf."""
     from .build import render_dossiers, select_entries
@@ -224,13 +252,12 @@ def render(
 
     if not targets and not render_all:
         raise click.UsageError("name records (SLUG or PATH) or use --all")
-    config = load_config(config_path, paper=paper, base_url=base_url)
+    config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet)
     with one_at_a_time(cache_dir, out):
         entries = select_entries(records_dir, targets, store=builder.cache)
-        failed = render_dossiers(
-            entries, config, out, builder, variant=pdf_variant, echo=click.echo
-        )
+        failed = render_dossiers(entries, config, out, builder, variant=pdf_variant,
+                                 echo=click.echo, png_dpi=dpi if png else None)  # fmt: skip
     if failed:
         raise SystemExit(1)
 
@@ -247,6 +274,7 @@ def render(
 )
 @paper_option
 @base_url_option
+@layout_option
 @click.option("--duplex", is_flag=True, help="Each dossier on a right-hand page.")
 @jobs_option
 @scheduler_option
@@ -254,14 +282,15 @@ def render(
 @quiet_option
 @reports_invalid_input
 def compendium(
-    records_dir, config_path, out, paper, base_url, duplex, jobs, scheduler, cache_dir, quiet
-):
+    records_dir, config_path, out, paper, base_url, layout, duplex, jobs, scheduler, cache_dir,
+    quiet,
+):  # fmt: skip
     """Bind the whole catalog into one PDF: cover, contents, dossiers, index, bookmarks."""
     from .compendium import build_compendium
     from .config import load_config
     from .records import load_catalog
 
-    config = load_config(config_path, paper=paper, base_url=base_url)
+    config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
     with one_at_a_time(cache_dir, out.parent):
         catalog = load_catalog(records_dir, store=builder.cache)
@@ -281,18 +310,19 @@ def compendium(
     show_default=True,
     help="Output folder: dossiers/, compendium.pdf and .cache/ go inside.",
 )
+@layout_option
 @jobs_option
 @scheduler_option
 @quiet_option
 @reports_invalid_input
-def build(records_dir, config_path, strict, out, jobs, scheduler, quiet) -> None:
+def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet) -> None:
     """Check the catalog, render every dossier into <out>/dossiers/ and <out>/compendium.pdf."""
     from .build import render_dossiers
     from .compendium import build_compendium
     from .config import load_config
     from .records import load_catalog
 
-    config = load_config(config_path)
+    config = load_config(config_path, layout=layout)
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
     with one_at_a_time(out / ".cache", out, out / "dossiers"):
         catalog = load_catalog(records_dir, strict=strict, store=builder.cache)
@@ -323,13 +353,14 @@ def build(records_dir, config_path, strict, out, jobs, scheduler, quiet) -> None
 @click.option("--insecure", is_flag=True, help="Allow sending without TLS to a remote server.")
 @records_option
 @config_option
+@layout_option
 @jobs_option
 @cache_option
 @quiet_option
 @reports_invalid_input
 def mail(
     targets, recipients, each, with_compendium, subject, sender, eml_dir, smtp_address, insecure,
-    records_dir, config_path, jobs, cache_dir, quiet,
+    records_dir, config_path, layout, jobs, cache_dir, quiet,
 ):  # fmt: skip
     """E-mail dossiers (and the compendium) as PDF attachments, or write them as .eml drafts.
 
@@ -346,7 +377,7 @@ def mail(
 
     if not targets and not with_compendium:
         raise click.UsageError("name records (SLUG or PATH) or use --compendium")
-    config = load_config(config_path)
+    config = load_config(config_path, layout=layout)
     addresses = [post.parse_address(text) for text in recipients]
     sender_text = sender or config.mail.sender
     from_address = post.parse_address(sender_text, "--from") if sender_text else None

@@ -175,3 +175,37 @@ def test_build_writes_dossiers_and_the_compendium(tmp_path: Path):
                 "--cache", out / ".cache", "--jobs", "1")  # fmt: skip
     assert again.stdout == f"{out}/c.pdf (7 pages, 0 dossier(s) rendered)\n"
     assert (out / "c.pdf").read_bytes() == (out / "compendium.pdf").read_bytes()
+
+
+def test_new_writes_a_valid_skeleton_and_never_overwrites(tmp_path):
+    result = run("new", "Chief Vibes Officer", "--records", tmp_path)
+    target = tmp_path / "chief-vibes-officer.yaml"
+    assert (result.exit_code, result.stdout) == (0, f"{target}\n")
+    assert target.read_text().startswith("# yaml-language-server: $schema=")
+    check = run("check", "--records", tmp_path)
+    assert check.exit_code == 0 and "1 valid record(s), 0 error(s)" in check.stdout
+    target.write_text(target.read_text() + "# my edits\n")
+    again = run("new", "Chief Vibes Officer", "--records", tmp_path)
+    assert (again.exit_code, again.stderr) == (1, f"{target}: already exists; not overwritten\n")
+    assert target.read_text().endswith("# my edits\n")
+
+
+def test_render_writes_a_png_beside_the_pdf_and_takes_a_layout_folder(tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from renderer.layouts import LAYOUTS_DIR
+
+    own = tmp_path / "my-layout"
+    shutil.copytree(LAYOUTS_DIR / "classified", own)
+    out = tmp_path / "out"
+    result = run("render", SEED_YAML, "--out", out, "--cache", tmp_path / "cache", "--png",
+                 "--dpi", "72", "--layout", own, "--jobs", "1")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"{out / SEED_SLUG}.pdf", f"{out / SEED_SLUG}.png"]
+    with Image.open(out / f"{SEED_SLUG}.png") as image:
+        assert abs(image.width - 595) <= 1 and abs(image.height - 842) <= 1  # A4 at 72 dpi
+    missing = run("render", SEED_YAML, "--out", out, "--layout", "nope")
+    assert missing.exit_code == 1
+    assert missing.stderr == "nope: layout: no layout 'nope' (built in: classified)\n"
