@@ -276,14 +276,16 @@ def render(
 @base_url_option
 @layout_option
 @click.option("--duplex", is_flag=True, help="Each dossier on a right-hand page.")
+@click.option("--contact-sheet", is_flag=True,
+              help="Also write <out>.png, every page as a thumbnail (dossier[png]).")  # fmt: skip
 @jobs_option
 @scheduler_option
 @cache_option
 @quiet_option
 @reports_invalid_input
 def compendium(
-    records_dir, config_path, out, paper, base_url, layout, duplex, jobs, scheduler, cache_dir,
-    quiet,
+    records_dir, config_path, out, paper, base_url, layout, duplex, contact_sheet, jobs,
+    scheduler, cache_dir, quiet,
 ):  # fmt: skip
     """Bind the whole catalog into one PDF: cover, contents, dossiers, index, bookmarks."""
     from .compendium import build_compendium
@@ -297,6 +299,12 @@ def compendium(
         show_problems(catalog.warnings)
         report = build_compendium(catalog, config, out, builder, duplex=duplex)
     click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
+    if contact_sheet:
+        from .fileio import write_atomic
+        from .raster import contact_sheet as sheet_of
+
+        write_atomic(out.with_suffix(".png"), sheet_of(out.read_bytes()))
+        click.echo(str(out.with_suffix(".png")))
 
 
 @main.command(epilog=EXIT_CODES)

@@ -26,3 +26,40 @@ def png_pages(pdf: bytes, dpi: int = 110) -> list[bytes]:
         return images
     finally:
         document.close()
+
+
+def contact_sheet(pdf: bytes, thumbnail_width: int = 160, columns: int = 8) -> bytes:
+    """Every page of `pdf` as a thumbnail, in rows on one PNG, each with its page number."""
+    try:
+        import pypdfium2
+        from PIL import Image, ImageDraw
+    except ImportError:
+        message = "a contact sheet needs pypdfium2: pip install 'dossier[png]'"
+        raise InvalidInput([Problem("--contact-sheet", None, "", message)]) from None
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        thumbnails = []
+        for page in document:
+            scale = thumbnail_width / page.get_width()
+            thumbnails.append(page.render(scale=scale).to_pil().convert("RGB"))
+            page.close()
+    finally:
+        document.close()
+    gap, label = 12, 16
+    cell_height = max(image.height for image in thumbnails) + label
+    rows = -(-len(thumbnails) // columns)
+    sheet = Image.new(
+        "RGB",
+        (gap + columns * (thumbnail_width + gap), gap + rows * (cell_height + gap)),
+        "white",
+    )
+    draw = ImageDraw.Draw(sheet)
+    for index, image in enumerate(thumbnails):
+        x = gap + (index % columns) * (thumbnail_width + gap)
+        y = gap + (index // columns) * (cell_height + gap)
+        sheet.paste(image, (x, y))
+        draw.rectangle((x, y, x + image.width - 1, y + image.height - 1), outline="#888888")
+        draw.text((x, y + image.height + 3), f"{index + 1}", fill="#333333")
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -209,3 +209,20 @@ def test_render_writes_a_png_beside_the_pdf_and_takes_a_layout_folder(tmp_path):
     missing = run("render", SEED_YAML, "--out", out, "--layout", "nope")
     assert missing.exit_code == 1
     assert missing.stderr == "nope: layout: no layout 'nope' (built in: classified)\n"
+
+
+@pytest.mark.slow
+def test_compendium_contact_sheet_shows_every_page(tmp_path):
+    from PIL import Image
+
+    records, out = small_catalog(tmp_path), tmp_path / "c.pdf"
+    result = run("compendium", "--records", records, "--out", out, "--cache", tmp_path / "cache",
+                 "--contact-sheet", "--jobs", "1")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == str(tmp_path / "c.png")
+    pages = int(result.stdout.split("(")[1].split(" pages")[0])
+    with Image.open(tmp_path / "c.png") as sheet:
+        thumbnail_height = round(160 * 842 / 595)
+        rows = -(-pages // 8)
+        assert sheet.width == 12 + 8 * (160 + 12)
+        assert abs(sheet.height - (12 + rows * (thumbnail_height + 16 + 12))) <= rows
