@@ -9,19 +9,27 @@ from .problems import InvalidInput, Problem
 
 def png_pages(pdf: bytes, dpi: int = 110) -> list[bytes]:
     """Each page of `pdf` as a PNG at `dpi`."""
+    images = []
+    for image in _page_images(pdf, "--png", lambda width: dpi / 72):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=True)
+        images.append(buffer.getvalue())
+    return images
+
+
+def _page_images(pdf: bytes, option: str, scale_for_width) -> list:
+    """Each page as a PIL image, at the scale `scale_for_width(page width in points)`."""
     try:
         import pypdfium2
     except ImportError:
-        message = "PNG output needs pypdfium2: pip install 'dossier[png]'"
-        raise InvalidInput([Problem("--png", None, "", message)]) from None
+        message = "this needs pypdfium2: pip install 'dossier[png]'"
+        raise InvalidInput([Problem(option, None, "", message)]) from None
     document = pypdfium2.PdfDocument(pdf)
     try:
         images = []
         for page in document:
-            bitmap = page.render(scale=dpi / 72)
-            buffer = io.BytesIO()
-            bitmap.to_pil().save(buffer, format="PNG", optimize=True)
-            images.append(buffer.getvalue())
+            bitmap = page.render(scale=scale_for_width(page.get_width()))
+            images.append(bitmap.to_pil().convert("RGB"))
             page.close()
         return images
     finally:
@@ -30,21 +38,9 @@ def png_pages(pdf: bytes, dpi: int = 110) -> list[bytes]:
 
 def contact_sheet(pdf: bytes, thumbnail_width: int = 160, columns: int = 8) -> bytes:
     """Every page of `pdf` as a thumbnail, in rows on one PNG, each with its page number."""
-    try:
-        import pypdfium2
-        from PIL import Image, ImageDraw
-    except ImportError:
-        message = "a contact sheet needs pypdfium2: pip install 'dossier[png]'"
-        raise InvalidInput([Problem("--contact-sheet", None, "", message)]) from None
-    document = pypdfium2.PdfDocument(pdf)
-    try:
-        thumbnails = []
-        for page in document:
-            scale = thumbnail_width / page.get_width()
-            thumbnails.append(page.render(scale=scale).to_pil().convert("RGB"))
-            page.close()
-    finally:
-        document.close()
+    from PIL import Image, ImageDraw
+
+    thumbnails = _page_images(pdf, "--contact-sheet", lambda width: thumbnail_width / width)
     gap, label = 12, 16
     cell_height = max(image.height for image in thumbnails) + label
     rows = -(-len(thumbnails) // columns)
