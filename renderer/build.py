@@ -215,7 +215,7 @@ class Pending:
         """The job's PDF; None when it failed (its problems are kept for `finish`)."""
         future = self.futures.pop(key, None)
         if future is None:
-            return self.session.builder.cache.get(key)
+            return self.cache.get(key)
         return self._store(key, *future.result())
 
     def finish(self) -> Run:
@@ -229,7 +229,7 @@ class Pending:
     def _store(self, key: str, pdf: bytes | None, problems: list[Problem]) -> bytes | None:
         self.problems += problems
         if pdf is not None:
-            self.session.builder.cache.put(key, pdf)
+            self.cache.put(key, pdf)
         self._done += 1
         self.session._report(self._done, len(self.keys))
         return pdf

@@ -5,15 +5,14 @@ from __future__ import annotations
 import functools
 import unicodedata
 from collections.abc import Iterator
-from pathlib import Path
-
-FONTS_DIR = Path(__file__).resolve().parent.parent / "fonts"
 
 
 @functools.cache
 def covered() -> frozenset[str]:
     """Every character some bundled font has a glyph for, and whitespace."""
     from fontTools.ttLib import TTFont
+
+    from .layouts import FONTS_DIR
 
     characters = {" ", "\n", "\t", "\u200b", "\u200c", "\u200d", "\u00a0"}
     for path in sorted(FONTS_DIR.rglob("*")):

@@ -1,20 +1,13 @@
-import subprocess
-import sys
-
 from renderer.cache import RENDERING_MODULES, RenderCache, inputs_fingerprint
 from renderer.layouts import Layout
+from tests.conftest import modules_after
 
 
 def test_rendering_loads_only_the_fingerprinted_modules():
-    probe = (
-        "import sys, renderer.render, renderer.engine, renderer.matter;"
-        "print(' '.join(m.split('.', 1)[1] if '.' in m else '__init__'"
-        " for m in sys.modules if m.split('.')[0] == 'renderer'))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert set(loaded) <= set(RENDERING_MODULES)
+    loaded = modules_after("import renderer.render, renderer.engine, renderer.matter")
+    ours = {name.split(".", 1)[1] if "." in name else "__init__"
+            for name in loaded if name.split(".")[0] == "renderer"}  # fmt: skip
+    assert ours <= set(RENDERING_MODULES)
 
 
 def test_the_fingerprint_follows_the_layout_files(tmp_path):
