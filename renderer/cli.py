@@ -343,6 +343,48 @@ def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet)
 
 
 @main.command(epilog=EXIT_CODES)
+@click.argument("slug", required=False)
+@records_option
+@config_option
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port on 127.0.0.1; 0 takes any free port.")  # fmt: skip
+@paper_option
+@base_url_option
+@layout_option
+@reports_invalid_input
+def preview(slug, records_dir, config_path, port, paper, base_url, layout) -> None:
+    """Serve the dossiers (or one) as HTML and PDF; open pages reload when a file changes.
+
+    Needs the extra dossier[preview]. Problems in a record show on its page.
+    """
+    import difflib
+
+    from .config import load_config
+    from .preview import Preview, serve
+    from .problems import InvalidInput, Problem
+
+    try:
+        import watchfiles  # noqa: F401
+    except ImportError:
+        message = "preview needs watchfiles: pip install 'dossier[preview]'"
+        raise InvalidInput([Problem("preview", None, "", message)]) from None
+    if not records_dir.is_dir():
+        raise InvalidInput([Problem(str(records_dir), None, "", "records folder not found")])
+
+    def read_config():
+        return load_config(config_path, paper=paper, base_url=base_url, layout=layout)
+
+    read_config()  # a broken config or an unknown layout stops here; later, pages show it
+    site = Preview(records_dir, read_config, say=lambda text: click.echo(text, err=True))
+    if slug is not None and slug not in site.snapshot.files and slug not in site.snapshot.entries:
+        close = difflib.get_close_matches(slug, site.snapshot.files, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise InvalidInput([Problem(str(records_dir), None, "", f"no record {slug!r}{hint}")])
+    serve(site, port, focus=slug, config_path=config_path or Path("dossier.toml"),
+          say=lambda text: click.echo(text, err=True))  # fmt: skip
+
+
+@main.command(epilog=EXIT_CODES)
 @click.argument("targets", nargs=-1, metavar="[SLUG|PATH]...")
 @click.option("--to", "recipients", multiple=True, required=True, metavar="ADDR",
               help="Recipient; repeat for several.")  # fmt: skip

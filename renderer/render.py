@@ -59,8 +59,7 @@ def render_dossier_report(
     engine = engine_for(Layout.find(config.layout))
 
     def html_at(scale: float) -> str:
-        context = dossier_context(record, config, scale=scale, links=links)
-        return engine.layout.render_html(context)
+        return dossier_html(record, config, scale=scale, links=links, layout=engine.layout)
 
     fitted = engine.fit(html_at, name=record.slug, size=text_size(record), variant=variant)
     attachments = []
@@ -71,6 +70,19 @@ def render_dossier_report(
         )
     pdf = engine.write(fitted, variant=variant, attachments=attachments)
     return RenderedDossier(pdf, fitted.scale, fitted.passes)
+
+
+def dossier_html(
+    record: Record,
+    config: Config,
+    *,
+    scale: float = 1.0,
+    links: Links | None = None,
+    layout: Layout | None = None,
+) -> str:
+    """The dossier's HTML at one type scale, before WeasyPrint lays it out."""
+    context = dossier_context(record, config, scale=scale, links=links)
+    return (layout or Layout.find(config.layout)).render_html(context)
 
 
 FIXED_TEXT = 1400  # about how much text the layout adds to every record, in characters

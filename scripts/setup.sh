@@ -10,6 +10,8 @@ for library in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2
                libharfbuzz-subset.so.0:libharfbuzz-subset0 libfontconfig.so.1:libfontconfig1; do
     ldconfig -p | grep -q "${library%%:*}" || missing+=("${library##*:}")
 done
+# the preview's browser test drives Debian's Chromium (with Playwright, not Playwright's browsers)
+if [ "${1:-}" = test ] && ! command -v chromium >/dev/null; then missing+=(chromium); fi
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]} with apt-get" >&2
     apt-get update -qq

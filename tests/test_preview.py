@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from renderer.config import Config
+from renderer.layouts import LAYOUTS_DIR
+from renderer.preview import Preview
+from tests.conftest import SEED_SLUG, small_catalog
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def make_preview(records: Path) -> Preview:
+    return Preview(records, Config, say=lambda text: None)
+
+
+def set_line(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_serves_only_layout_font_and_preview_files(tmp_path: Path):
+    preview = make_preview(small_catalog(tmp_path))
+    assert preview.asset("/layout/dossier.css").name == "dossier.css"
+    assert preview.asset("/fonts/fonts.css").name == "fonts.css"
+    assert preview.asset("/_preview/live.js").name == "live.js"
+    for outside in (
+        "/layout/../../pyproject.toml",
+        "/layout/%2e%2e/%2e%2e/pyproject.toml",
+        "/fonts/../renderer/cli.py",
+        "/_preview/site.html.j2",
+        "/etc/passwd",
+        "/layout/",
+    ):
+        assert preview.asset(outside) is None, outside
+
+
+def test_dossier_page_is_the_layout_html_at_the_fitted_scale(tmp_path: Path):
+    preview = make_preview(small_catalog(tmp_path))
+    view = preview.view(SEED_SLUG)
+    assert view.pdf.startswith(b"%PDF") and len(pypdf.PdfReader(io.BytesIO(view.pdf)).pages) == 1
+    page = preview.dossier_page(SEED_SLUG, view)
+    assert f'style="--scale: {view.scale}"' in page
+    assert page.index('<base href="/layout/">') < page.index('href="dossier.css"')
+    assert f'data-generation="{preview.snapshot.generation}"' in page
+    assert preview.view(SEED_SLUG) is view  # nothing changed: not rendered again
+
+
+def test_record_text_never_becomes_markup_on_any_page(tmp_path: Path):
+    records = small_catalog(tmp_path)
+    seed = records / f"{SEED_SLUG}.yaml"
+    set_line(seed, "question: ", "question: <script>alert(1)</script> ")
+    preview = make_preview(records)
+    page = preview.dossier_page(SEED_SLUG, preview.view(SEED_SLUG))
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
+    set_line(seed, "  match: 98", "  match: <b>98</b>")
+    preview.refresh({seed})
+    problems = preview.problems_page(SEED_SLUG, preview.view(SEED_SLUG).problems)
+    assert "<b>98" not in problems and "&lt;b&gt;98" in problems
+    assert "<b>98" not in preview.index_page()
+
+
+def test_problems_show_with_file_line_and_field(tmp_path: Path):
+    records = small_catalog(tmp_path)
+    seed = records / f"{SEED_SLUG}.yaml"
+    set_line(seed, "  match: 98", "  match: 198")
+    preview = make_preview(records)
+    view = preview.view(SEED_SLUG)
+    assert view.html is None
+    line = seed.read_text().splitlines().index("  match: 198") + 1
+    page = preview.problems_page(SEED_SLUG, view.problems)
+    assert f"{seed}:{line}</code> related[0].match:" in page
+    assert 'class="invalid"' in preview.index_page()
+
+
+def test_a_change_wakes_the_waiting_pages(tmp_path: Path):
+    records = small_catalog(tmp_path)
+    preview = make_preview(records)
+    shown = preview.snapshot.generation
+    woken: list[str] = []
+    waiter = threading.Thread(target=lambda: woken.append(preview.wait_for_change(shown, 10)))
+    waiter.start()
+    preview.refresh({records / "sdet.yaml"})
+    waiter.join(5)
+    assert woken == [preview.snapshot.generation] and woken[0] != shown
+    assert preview.wait_for_change(woken[0], 0.05) == woken[0]  # no change: the timeout
+
+
+def start_preview(records: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`dossier preview` in its own process on a free port; returns it and its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "renderer", "preview", "--records", records, "--port", "0", *args],
+        cwd=records.parent,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stderr.readline()
+    found = re.match(r"Previewing at (http://127\.0\.0\.1:\d+/\S*)", line)
+    if not found:
+        process.kill()
+        pytest.fail(f"preview did not start: {line}{process.stderr.read()}")
+    return process, found.group(1)
+
+
+def stop_preview(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=10)
+    assert process.returncode == 0, errors
+    return errors
+
+
+def test_the_open_page_follows_edits_to_record_and_layout_in_chromium(tmp_path: Path):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM, "needs Debian's chromium: scripts/setup.sh test installs it"
+    records = small_catalog(tmp_path)
+    layout = tmp_path / "my-layout"
+    shutil.copytree(LAYOUTS_DIR / "classified", layout)
+    seed = records / f"{SEED_SLUG}.yaml"
+    process, url = start_preview(records, SEED_SLUG, "--layout", layout)
+    complaints: list[str] = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM)
+            page = browser.new_page()
+            page.on("console", lambda message: complaints.append(message.text))
+            page.on("requestfailed", lambda request: complaints.append(request.url))
+            page.goto(url)
+            question = page.locator(".question")
+            expect(question).to_have_text(re.compile("OBSERVABILITY ADVOCATE ACTUALLY DO"))
+            expect(page.locator("h1")).to_have_text("Staff AI/ML Observability Advocate")
+
+            set_line(seed, "question: ", "question: Seriously, ")
+            expect(question).to_have_text(re.compile("^Seriously, "), timeout=20_000)
+
+            set_line(seed, "  match: 98", "  match: 198")
+            problems = page.locator("#problems")
+            expect(problems).to_contain_text(f"{seed.name}:", timeout=20_000)
+            expect(problems).to_contain_text("related[0].match: input should be less than")
+
+            set_line(seed, "  match: 198", "  match: 97")
+            expect(page.locator(".related")).to_contain_text("System match: 97%", timeout=20_000)
+
+            set_line(layout / "dossier.css", "h1 {", "h1 { color: rgb(0, 90, 0) !important;")
+            expect(page.locator("h1")).to_have_css("color", "rgb(0, 90, 0)", timeout=20_000)
+
+            response = page.request.get(url + ".pdf")
+            assert response.headers["content-type"] == "application/pdf"
+            pdf = pypdf.PdfReader(io.BytesIO(response.body()))
+            assert len(pdf.pages) == 1
+            assert "Seriously, WHAT DOES" in pdf.pages[0].extract_text()
+            browser.close()
+    finally:
+        output = stop_preview(process) if process.poll() is None else ""
+    # CSP violations show up as console errors, a missing font or stylesheet as a failed request;
+    # the event stream is cut short, by design, each time the page reloads
+    expected = ("/_preview/events", "status of 422 (Unprocessable Entity)")  # the problems page
+    assert [text for text in complaints if not text.endswith(expected)] == []
+    assert "related[0].match: input should be less than or equal to 100" in output
+    assert output.rstrip().endswith("stopped")
+
+
+def test_preview_of_an_unknown_record_suggests_names(tmp_path: Path):
+    records = small_catalog(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "renderer", "preview", "sdte", "--records", records],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"{records}: no record 'sdte' (did you mean sdet?)\n"
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path):
+    records = small_catalog(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "renderer",
+                "preview",
+                "--records",
+                records,
+                "--port",
+                str(port),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "PYTHONWARNINGS": "error"},
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_stops_cleanly_on_ctrl_c(tmp_path: Path):
+    process, url = start_preview(small_catalog(tmp_path))
+    time.sleep(0.3)
+    assert url.endswith("/")
+    assert stop_preview(process).rstrip().endswith("stopped")
