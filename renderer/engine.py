@@ -19,7 +19,6 @@ MIN_SCALE = 0.73  # body text 9 pt x 0.73 = 6.57 pt: the smallest legible size, 
 MAX_SCALE = 1.25
 FULL_ENOUGH = 0.9  # a page filled to 90% needs no larger type
 MAX_PASSES = 5
-PAGE_TEXT = 4200  # characters one page holds at scale 1, measured on the classified layout
 PDF_VARIANTS = ("pdf/a-3b", "pdf/ua-1")
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -124,14 +123,14 @@ class Engine:
         )
         raise InvalidInput([Problem(name, None, "", message)])
 
-    @staticmethod
-    def first_scale(size: int) -> float:
-        """Text area grows about with the square of the scale: a page holds PAGE_TEXT / scale².
+    def first_scale(self, size: int) -> float:
+        """Text area grows about with the square of the scale: a page holds page_text / scale².
 
-        A fixed guess (not one learned from earlier renders) keeps the output a function of
-        the input alone, so that PDFs are reproducible whatever was rendered before.
+        A fixed guess (the layout's own measure, not one learned from earlier renders) keeps the
+        output a function of the input alone, so that PDFs are reproducible whatever was
+        rendered before.
         """
-        return _clamp(math.sqrt(0.96 * PAGE_TEXT / size))
+        return _clamp(math.sqrt(0.96 * self.layout.page_text / size))
 
     def write(self, fitted: Fitted, variant=None, attachments=()) -> bytes:
         return fitted.document.write_pdf(

@@ -179,7 +179,12 @@ def _direct(value) -> bytes:
 
 
 def _identity(font: TTFont) -> tuple:
-    """What survives subsetting and tells faces apart: names, version, creation date, units."""
+    """What survives subsetting and tells faces apart: names, version, creation date, units.
+
+    WeasyPrint embeds one static instance per weight of a variable font, named like the
+    variable font itself; such an instance never matches its variable original (a shared
+    subset of the original would print every weight in the default one).
+    """
     head = font["head"]
     return (
         font["name"].getDebugName(4),
@@ -187,6 +192,7 @@ def _identity(font: TTFont) -> tuple:
         head.created,
         round(head.fontRevision, 4),
         head.unitsPerEm,
+        "fvar" in font,
     )
 
 

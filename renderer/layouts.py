@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,9 @@ LAYOUTS_DIR = PROJECT_ROOT / "layouts"
 FONTS_DIR = PROJECT_ROOT / "fonts"
 FONTS_CSS = FONTS_DIR / "fonts.css"
 DOSSIER_TEMPLATE = "dossier.html.j2"
+SETTINGS_FILE = "layout.toml"
+# characters of record text one page holds at type scale 1; a layout's layout.toml may say
+DEFAULT_PAGE_TEXT = 4200
 DEFAULT_LAYOUT = "classified"
 MAIL_TEMPLATES = {"text": "mail.txt.j2", "html": "mail.html.j2"}
 
@@ -38,7 +42,35 @@ class Layout:
             )
             message = f"no layout {name_or_path!r} (built in: {', '.join(known)})"
             raise InvalidInput([Problem(str(name_or_path), None, "layout", message)])
-        return cls(folder.resolve())
+        layout = cls(folder.resolve())
+        _ = layout.settings  # a broken layout.toml is reported here, before anything renders
+        return layout
+
+    @cached_property
+    def settings(self) -> dict:
+        """The optional layout.toml: `description`; `page_text`, the fitting's first guess."""
+        path = self.folder / SETTINGS_FILE
+        if not path.is_file():
+            return {}
+        try:
+            settings = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise InvalidInput([Problem(str(path), None, "", f"not valid TOML: {error}")]) from None
+        problems = [
+            Problem(str(path), None, key, "unknown setting (known: description, page_text)")
+            for key in settings
+            if key not in ("description", "page_text")
+        ]
+        page_text = settings.get("page_text", DEFAULT_PAGE_TEXT)
+        if not isinstance(page_text, int) or isinstance(page_text, bool) or page_text < 100:
+            problems.append(Problem(str(path), None, "page_text", "must be a whole number ≥ 100"))
+        if problems:
+            raise InvalidInput(problems)
+        return settings
+
+    @property
+    def page_text(self) -> int:
+        return self.settings.get("page_text", DEFAULT_PAGE_TEXT)
 
     @cached_property
     def environment(self) -> jinja2.Environment:

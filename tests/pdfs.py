@@ -10,7 +10,10 @@ import pypdfium2
 import zxingcpp
 from pypdf import PdfReader
 
+from renderer.model import Record, money
+
 BUNDLED_FONT_PREFIXES = ("Courier-Prime", "Black-Ops-One", "IBM-Plex-Mono", "Oswald")
+LAYOUT_FONT_PREFIXES = {"memo": ("Archivo-Narrow",)}  # fonts a layout brings in its own folder
 
 
 def page_sizes(pdf: bytes) -> list[tuple[float, float]]:
@@ -57,3 +60,36 @@ def named_destinations(document: pikepdf.Pdf) -> dict[str, int]:
     page_numbers = {page.objgen: number for number, page in enumerate(document.pages, 1)}
     names = list(document.Root.Names.Dests.Names)
     return {str(names[i]): page_numbers[names[i + 1][0].objgen] for i in range(0, len(names), 2)}
+
+
+def page_words(pdf: bytes) -> str:
+    """The page's text, normalised, with lines that broke after a hyphen joined again."""
+    return re.sub(r"(?<=\w)- ", "-", normal(text(pdf)))
+
+
+def record_texts(record: Record) -> list[str]:
+    """Every text the record holds, as it should read on the page."""
+    data = record.model_dump(exclude_none=True)
+    data["salary"]["note"] = record.salary.filled_note()
+    for key in ("average", "low", "high"):
+        data["salary"][key] = money(data["salary"][key], record.salary.currency)
+    texts = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            texts.append(str(value))
+
+    walk({k: v for k, v in data.items() if k != "case"})
+    texts.remove(record.salary.currency)  # printed as its symbol, with the amounts
+    return texts
+
+
+def normal(value: str) -> str:
+    """Whitespace collapsed and case folded: the layout may set text in capitals."""
+    return re.sub(r"\s+", " ", value).strip().casefold()

@@ -201,7 +201,7 @@ def test_render_writes_a_png_beside_the_pdf_and_takes_a_layout_folder(tmp_path):
         assert abs(image.width - 595) <= 1 and abs(image.height - 842) <= 1  # A4 at 72 dpi
     missing = run("render", SEED_YAML, "--out", out, "--layout", "nope")
     assert missing.exit_code == 1
-    assert missing.stderr == "nope: layout: no layout 'nope' (built in: classified)\n"
+    assert missing.stderr == "nope: layout: no layout 'nope' (built in: classified, memo)\n"
 
 
 @pytest.mark.slow

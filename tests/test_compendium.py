@@ -5,12 +5,14 @@ import re
 import shutil
 
 import pikepdf
+import pypdfium2
 import pytest
 
 from renderer.build import Builder
 from renderer.compendium import build_compendium, plan_pages
 from renderer.config import Config
 from renderer.records import load_catalog
+from renderer.render import render_dossier
 from tests import pdfs
 from tests.conftest import RECORDS, SEED_SLUG, no_weasyprint_warnings, small_catalog
 
@@ -248,3 +250,24 @@ def test_worker_processes_and_dask_give_the_same_file(tmp_path):
         report = build_compendium(catalog, CONFIG, tmp_path / "dask.pdf", builder)
     assert report.rendered == len(catalog)
     assert (tmp_path / "dask.pdf").read_bytes() == reference.read_bytes()
+
+
+def test_variable_font_weights_print_in_the_binding_as_they_do_alone(tmp_path):
+    """The memo layout sets its variable fonts (Oswald, Archivo Narrow) at several weights:
+    above its cross-references, a bound dossier is the same to the pixel as one printed alone."""
+    from PIL import ImageChops
+
+    config = Config(layout="memo")
+    catalog = load_catalog(small_catalog(tmp_path))
+    build_compendium(catalog, config, tmp_path / "memo.pdf", Builder(tmp_path / "cache", workers=1))
+    seed = catalog[SEED_SLUG].record
+    bound = (tmp_path / "memo.pdf").read_bytes()
+    footer = f"File {seed.case_number}"
+    (number,) = [n for n, text in enumerate(page_texts(bound)) if footer in text]
+
+    def top_of(pdf: bytes, index: int):
+        image = pypdfium2.PdfDocument(pdf)[index].render(scale=100 / 72, grayscale=True).to_pil()
+        return image.crop((0, 0, image.width, int(image.height * 0.55)))
+
+    alone = top_of(render_dossier(seed, config), 0)
+    assert ImageChops.difference(top_of(bound, number), alone).getbbox() is None

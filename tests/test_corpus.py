@@ -238,11 +238,17 @@ def _seed_with(tmp_path: Path, **fields: str) -> Path:
     return alone(tmp_path, name=SEED_YAML.name, data=yaml.safe_dump(data).encode())
 
 
-def test_long_unbroken_words_and_urls_wrap_inside_the_page(tmp_path, out):
+@pytest.mark.parametrize("layout", ["classified", "memo"])
+def test_long_unbroken_words_and_urls_wrap_inside_the_page(tmp_path, out, layout):
     url = "https://example.org/" + "x" * 300
-    fields = {"flight_risk__diagnosis": "Z" * 400, "burn_ward__complaints__0__quote": url}
+    fields = {
+        "flight_risk__diagnosis": "Z" * 400,
+        "burn_ward__complaints__0__quote": url,
+        "burn_ward__complaints__1__source": "r/" + "y" * 120,
+    }
     path = _seed_with(tmp_path, **fields)
-    result = run("render", path, "--out", out / "dossiers", "--cache", out / ".cache")
+    result = run("render", path, "--out", out / "dossiers", "--cache", out / ".cache",
+                 "--layout", layout)  # fmt: skip
     assert result.exit_code == 0, result.output
     import pdfplumber
 

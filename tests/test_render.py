@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from renderer.config import Config
-from renderer.model import SECTION_TITLES, Record, money
+from renderer.model import SECTION_TITLES, Record
 from renderer.problems import InvalidInput
 from renderer.records import load_catalog, load_record
 from renderer.render import render_dossier, render_dossier_report
@@ -30,46 +30,13 @@ def seed_pdf(seed):
     return render_dossier(seed, CONFIG)
 
 
-def page_words(pdf: bytes) -> str:
-    """The page's text, normalised, with lines that broke after a hyphen joined again."""
-    return re.sub(r"(?<=\w)- ", "-", normal(pdfs.text(pdf)))
-
-
-def record_texts(record: Record) -> list[str]:
-    """Every text the record holds, as it should read on the page."""
-    data = record.model_dump(exclude_none=True)
-    data["salary"]["note"] = record.salary.filled_note()
-    for key in ("average", "low", "high"):
-        data["salary"][key] = money(data["salary"][key], record.salary.currency)
-    texts = []
-
-    def walk(value):
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str | int) and not isinstance(value, bool):
-            texts.append(str(value))
-
-    walk({k: v for k, v in data.items() if k != "case"})
-    texts.remove(record.salary.currency)  # printed as its symbol, with the amounts
-    return texts
-
-
-def normal(value: str) -> str:
-    """Whitespace collapsed and case folded: the layout may set text in capitals."""
-    return re.sub(r"\s+", " ", value).strip().casefold()
-
-
 def test_one_a4_page_with_every_text_of_the_record(seed, seed_pdf):
     assert pdfs.page_sizes(seed_pdf) == [A4]
-    page_text = page_words(seed_pdf)  # lines break after hyphens
-    missing = [t for t in record_texts(seed) if normal(t) not in page_text]
+    page_text = pdfs.page_words(seed_pdf)  # lines break after hyphens
+    missing = [t for t in pdfs.record_texts(seed) if pdfs.normal(t) not in page_text]
     assert missing == []
     for number, title in SECTION_TITLES.items():
-        assert normal(f"[{number:02d}] {title}") in page_text
+        assert pdfs.normal(f"[{number:02d}] {title}") in page_text
 
 
 def test_every_embedded_font_comes_from_fonts_folder(seed_pdf):
@@ -131,7 +98,7 @@ def test_markup_in_records_is_printed_as_text(seed):
     hostile = '<script>alert(1)</script><img src="file:///etc/passwd"> url(file:///x)'
     record = seed.model_copy(update={"question": hostile + "?"})
     pdf = render_dossier(record, CONFIG)
-    assert normal(hostile) in normal(pdfs.text(pdf))
+    assert pdfs.normal(hostile) in pdfs.normal(pdfs.text(pdf))
     with pikepdf.open(io.BytesIO(pdf)) as document:
         assert len(document.attachments) == 0
         assert "/JavaScript" not in str(document.Root.get("/Names", {}))
@@ -154,8 +121,8 @@ def test_every_catalog_record_renders_to_one_page_in_few_passes():
         report = render_dossier_report(entry.record, CONFIG)
         assert pdfs.page_sizes(report.pdf) == [A4], entry.slug
         assert len(report.pdf) < 60_000, entry.slug
-        page_text = page_words(report.pdf)
-        assert [t for t in record_texts(entry.record) if normal(t) not in page_text] == []
+        page_text = pdfs.page_words(report.pdf)
+        assert [t for t in pdfs.record_texts(entry.record) if pdfs.normal(t) not in page_text] == []
         assert sorted(pdfs.qr_codes(report.pdf)) == sorted(
             CONFIG.specimen_url(r.target) for r in entry.record.related
         ), entry.slug

@@ -1,0 +1,86 @@
+"""The built-in layouts, each through the same model, QR codes and fitting; layout settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from renderer.config import Config
+from renderer.layouts import LAYOUTS_DIR, Layout
+from renderer.problems import InvalidInput
+from renderer.records import load_catalog, load_record
+from renderer.render import render_dossier_report
+from tests import pdfs
+from tests.conftest import RECORDS, SEED_YAML
+
+BUILT_IN = sorted(p.name for p in LAYOUTS_DIR.iterdir() if (p / "dossier.html.j2").is_file())
+
+
+@pytest.fixture(scope="module")
+def seed():
+    return load_record(SEED_YAML).record
+
+
+@pytest.fixture(scope="module", params=BUILT_IN)
+def rendered(request, seed):
+    config = Config(layout=request.param)
+    return request.param, config, render_dossier_report(seed, config)
+
+
+def test_there_are_two_clearly_different_built_in_layouts():
+    assert BUILT_IN == ["classified", "memo"]
+    descriptions = {name: Layout.find(name).settings["description"] for name in BUILT_IN}
+    assert descriptions["memo"].startswith("Redacted memo")
+
+
+def test_one_page_with_every_text_of_the_record(rendered, seed):
+    _, _, report = rendered
+    assert len(pdfs.page_sizes(report.pdf)) == 1
+    page_text = pdfs.page_words(report.pdf)
+    assert [t for t in pdfs.record_texts(seed) if pdfs.normal(t) not in page_text] == []
+
+
+def test_qr_codes_scan_to_the_related_urls_and_are_links(rendered, seed):
+    _, config, report = rendered
+    expected = sorted(config.specimen_url(r.target) for r in seed.related)
+    assert sorted(pdfs.qr_codes(report.pdf)) == expected
+    assert sorted(set(pdfs.link_uris(report.pdf))) == expected
+
+
+def test_fonts_come_from_fonts_or_the_layout_folder(rendered):
+    name, _, report = rendered
+    allowed = pdfs.BUNDLED_FONT_PREFIXES + pdfs.LAYOUT_FONT_PREFIXES.get(name, ())
+    fonts = pdfs.font_names(report.pdf)
+    assert fonts and all(font.startswith(allowed) for font in fonts), fonts
+
+
+def test_the_layouts_measure_makes_the_first_guess_fit(rendered):
+    """page_text in layout.toml is calibrated: the seed needs one layout pass."""
+    _, _, report = rendered
+    assert report.passes == 1
+
+
+@pytest.mark.slow
+def test_every_committed_record_fits_one_page_in_the_memo_layout():
+    config = Config(layout="memo")
+    passes = []
+    for entry in load_catalog(RECORDS):
+        report = render_dossier_report(entry.record, config)
+        assert len(pdfs.page_sizes(report.pdf)) == 1, entry.slug
+        assert len(report.pdf) < 60_000, entry.slug
+        passes.append(report.passes)
+    assert sum(passes) / len(passes) <= 1.5
+
+
+def test_layout_settings_are_checked(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "dossier.html.j2").write_text('<main id="sheet">{{ title }}</main>')
+    (folder / "layout.toml").write_text('page_txt = 5000\npage_text = "many"\n')
+    with pytest.raises(InvalidInput) as caught:
+        Layout.find(str(folder))
+    assert [str(p) for p in caught.value.problems] == [
+        f"{folder}/layout.toml: page_text: must be a whole number ≥ 100",
+        f"{folder}/layout.toml: page_txt: unknown setting (known: description, page_text)",
+    ]
+    (folder / "layout.toml").write_text("page_text = 5000\n")
+    assert Layout.find(str(folder)).page_text == 5000
