@@ -219,3 +219,7 @@ def test_compendium_contact_sheet_shows_every_page(tmp_path):
         rows = -(-pages // 8)
         assert sheet.width == 12 + 8 * (160 + 12)
         assert abs(sheet.height - (12 + rows * (thumbnail_height + 16 + 12))) <= rows
+    from renderer.raster import page_images
+
+    labels = [label for _, label in page_images(out.read_bytes(), "", lambda width: 0.1)]
+    assert labels == ["i", "ii", *(str(n) for n in range(1, pages - 1))]  # as printed
