@@ -2,7 +2,7 @@
 .PHONY: build test lint format
 
 build:  ## set up, then check records/ and build everything under out/
-	scripts/setup.sh
+	scripts/setup.sh png,preview
 	.venv/bin/dossier build
 
 test:  ## set up with the test extras, then lint and run every test

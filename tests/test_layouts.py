@@ -10,7 +10,7 @@ from renderer.problems import InvalidInput
 from renderer.records import load_catalog, load_record
 from renderer.render import render_dossier_report
 from tests import pdfs
-from tests.conftest import RECORDS, SEED_YAML
+from tests.conftest import RECORDS, ROOT, SEED_YAML
 
 BUILT_IN = sorted(p.name for p in LAYOUTS_DIR.iterdir() if (p / "dossier.html.j2").is_file())
 
@@ -84,3 +84,10 @@ def test_layout_settings_are_checked(tmp_path):
     ]
     (folder / "layout.toml").write_text("page_text = 5000\n")
     assert Layout.find(str(folder)).page_text == 5000
+
+
+@pytest.mark.parametrize("layout", BUILT_IN)
+def test_the_readme_walkthrough_record_is_valid_and_fits(layout):
+    entry = load_record(ROOT / "docs" / "walkthrough" / "chief-vibes-officer.yaml")
+    report = render_dossier_report(entry.record, Config(layout=layout))
+    assert len(pdfs.page_sizes(report.pdf)) == 1
