@@ -1,6 +1,6 @@
 """Benchmark: fitted dossiers against one plain WeasyPrint render of the same final HTML.
 
-Usage: .venv/bin/python bench/dossiers.py [--records records] [--repeat 3]
+Usage: .venv/bin/python bench/dossiers.py [--records records] [--repeat 3] [--layout NAME]
 Prints, per record and as medians: seconds per dossier (fitted, plain, ratio), layout passes,
 PDF size. Both are measured in the same process, interleaved, since these machines are noisy.
 """
@@ -8,6 +8,7 @@ PDF size. Both are measured in the same process, interleaved, since these machin
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 from pathlib import Path
@@ -26,8 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", default="records", type=Path)
     parser.add_argument("--repeat", default=3, type=int)
+    parser.add_argument("--layout", default=None, help="A layout by name or folder [config].")
     args = parser.parse_args()
-    config = load_config()
+    config = load_config(layout=args.layout)
     catalog = load_catalog(args.records)
     layout = Layout.find(config.layout)
     engine = engine_for(layout)
@@ -45,7 +47,6 @@ def main() -> None:
                 break
             fitted_times.append(time.perf_counter() - start)
             html = layout.render_html(dossier_context(entry.record, config, scale=report.scale))
-            html = html.replace('<link rel="stylesheet" href="dossier.css">', "")
             start = time.perf_counter()
             plain_render_with_css(html, engine)
             plain_times.append(time.perf_counter() - start)
@@ -74,8 +75,13 @@ def plain_render_with_css(html: str, engine) -> bytes:
     from weasyprint.text.fonts import FontConfiguration
 
     fonts = FontConfiguration()
+    links = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
+    html = re.sub(r'<link rel="stylesheet" href="[^"]+">', "", html)
     css = [
-        weasyprint.CSS(filename=str(engine.layout.folder / "dossier.css"), font_config=fonts),
+        *(
+            weasyprint.CSS(filename=str(engine.layout.folder / href), font_config=fonts)
+            for href in links
+        ),
         weasyprint.CSS(filename=str(FONTS_CSS), font_config=fonts),
     ]
     return weasyprint.HTML(string=html, base_url=engine.layout.base_url).write_pdf(
