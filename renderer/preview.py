@@ -42,7 +42,8 @@ class Snapshot:
     """What the record, layout and config files said at one moment (one generation)."""
 
     generation: str
-    config: Config | None  # None while the config file has errors
+    config: Config | None  # None while the config file (or its layout) has errors
+    layout: Layout | None
     config_problems: list[Problem]
     entries: dict[str, Entry]  # the valid records, by slug
     files: dict[str, Path]  # every record file, by its name's slug
@@ -103,14 +104,16 @@ class Preview:
         self.count += 1
         generation = f"{self.started:x}-{self.count}"
         try:
-            config, config_problems = self.read_config(), []
+            config = self.read_config()
+            layout, config_problems = Layout.find(config.layout), []
         except InvalidInput as error:
-            config, config_problems = None, error.problems
+            config, layout, config_problems = None, None, error.problems
         entries, problems = check_catalog(self.records_dir)
         folder = self.records_dir
         return Snapshot(
             generation=generation,
             config=config,
+            layout=layout,
             config_problems=config_problems,
             entries={entry.slug: entry for entry in entries},
             files={path.stem: path for path in record_paths(folder)} if folder.is_dir() else {},
@@ -128,8 +131,8 @@ class Preview:
 
     def watched_paths(self, config_path: Path | None) -> list[Path]:
         paths = [self.records_dir, FONTS_DIR]
-        if self.snapshot.config is not None:
-            paths.append(Layout.find(self.snapshot.config.layout).folder)
+        if self.snapshot.layout is not None:
+            paths.append(self.snapshot.layout.folder)
         if config_path is not None and config_path.is_file():
             paths.append(config_path)
         return [path.resolve() for path in paths]
@@ -162,7 +165,9 @@ class Preview:
         started = time.perf_counter()
         try:
             rendered = render_dossier_report(entry.record, snapshot.config)
-            html = dossier_html(entry.record, snapshot.config, scale=rendered.scale)
+            html = dossier_html(
+                entry.record, snapshot.config, scale=rendered.scale, layout=snapshot.layout
+            )
         except InvalidInput as error:
             return View(problems=problems + [_located(p, entry) for p in error.problems])
         except jinja2.TemplateError as error:
@@ -245,8 +250,8 @@ class Preview:
         if area == "_preview" and rest in SITE_ASSETS:
             return SITE_DIR / rest
         roots = {"fonts": FONTS_DIR.resolve()}
-        if self.snapshot.config is not None:
-            roots["layout"] = Layout.find(self.snapshot.config.layout).folder
+        if self.snapshot.layout is not None:
+            roots["layout"] = self.snapshot.layout.folder
         root = roots.get(area)
         if root is None or not rest:
             return None

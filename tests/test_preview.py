@@ -87,6 +87,26 @@ def test_problems_show_with_file_line_and_field(tmp_path: Path):
     assert 'class="invalid"' in preview.index_page()
 
 
+def test_a_broken_layout_shows_on_every_page_until_fixed(tmp_path: Path):
+    records = small_catalog(tmp_path)
+    layout = tmp_path / "my-layout"
+    shutil.copytree(LAYOUTS_DIR / "classified", layout)
+    preview = Preview(records, lambda: Config(layout=str(layout)), say=lambda text: None)
+    assert preview.view(SEED_SLUG).html is not None
+    settings = layout / "layout.toml"
+    settings.write_text("page_text = 3\n")
+    preview.refresh({settings})
+    view = preview.view(SEED_SLUG)
+    assert view.html is None
+    expected = f"{settings}: page_text: must be a whole number ≥ 100"
+    assert [str(problem) for problem in view.problems] == [expected]
+    assert "must be a whole number" in preview.index_page()
+    assert preview.asset("/layout/dossier.css") is None
+    settings.write_text("page_text = 4200\n")
+    preview.refresh({settings})
+    assert preview.view(SEED_SLUG).html is not None
+
+
 def test_a_change_wakes_the_waiting_pages(tmp_path: Path):
     records = small_catalog(tmp_path)
     preview = make_preview(records)
