@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import jinja2
+import markupsafe
 
 from .config import Config
 from .context import PAPER_SIZES
@@ -237,7 +238,7 @@ class Preview:
             seconds=view.seconds,
             warnings=[str(p) for p in view.problems if not p.is_error],
         )
-        html = view.html.replace("</head>", head + "</head>", 1)
+        html = _links_to_previews(view.html, self.snapshot).replace("</head>", head + "</head>", 1)
         # before any relative URL, so that the layout's own files resolve under /layout/
         html = re.sub(r"<head\b[^>]*>", lambda found: found.group(0) + '<base href="/layout/">',
                       html, count=1)  # fmt: skip
@@ -256,6 +257,14 @@ class Preview:
         if root is None or not rest:
             return None
         return is_allowed_file((root / unquote(rest)).as_uri(), (root,))
+
+
+def _links_to_previews(html: str, snapshot: Snapshot) -> str:
+    """Links to specimens of this catalog open their previews (their QR codes stay as printed)."""
+    for slug in snapshot.files:
+        url = markupsafe.escape(snapshot.config.specimen_url(slug))
+        html = html.replace(f'href="{url}"', f'href="/{slug}"')
+    return html
 
 
 def _located(problem: Problem, entry: Entry) -> Problem:

@@ -57,6 +57,8 @@ def test_dossier_page_is_the_layout_html_at_the_fitted_scale(tmp_path: Path):
     assert f'style="--scale: {view.scale}"' in page
     assert page.index('<base href="/layout/">') < page.index('href="dossier.css"')
     assert f'data-generation="{preview.snapshot.generation}"' in page
+    assert 'href="/sdet"' in page  # a related specimen of the catalog opens its preview
+    assert "https://specimens.example.org/sdet" in page  # as its printed URL still says
     assert preview.view(SEED_SLUG) is view  # nothing changed: not rendered again
 
 
