@@ -62,6 +62,13 @@ class Snapshot:
         return self.config_problems + [p for p in self.record_problems if p.path in names]
 
 
+class MemoryStore(dict):
+    """A records.Store in memory: parsed records by the hash of their file."""
+
+    def put(self, key: str, data: bytes) -> None:
+        self[key] = data
+
+
 @dataclass(frozen=True)
 class View:
     """One dossier as the preview shows it: its HTML and PDF, or the problems that stop it."""
@@ -86,6 +93,7 @@ class Preview:
         self._changed = threading.Condition()
         self._rendering = threading.Lock()
         self._views: dict[str, tuple[str, View]] = {}
+        self._parsed = MemoryStore()  # so that a change re-parses only the files that changed
         self.snapshot = self._read()
 
     # ---- files ------------------------------------------------------------------------------
@@ -109,7 +117,7 @@ class Preview:
             layout, config_problems = Layout.find(config.layout), []
         except InvalidInput as error:
             config, layout, config_problems = None, None, error.problems
-        entries, problems = check_catalog(self.records_dir)
+        entries, problems = check_catalog(self.records_dir, self._parsed)
         folder = self.records_dir
         return Snapshot(
             generation=generation,
