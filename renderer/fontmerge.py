@@ -21,6 +21,7 @@ import fontTools
 import pikepdf
 from fontTools import subset
 from fontTools.ttLib import TTFont
+from fontTools.varLib import instancer
 
 CMAP_HEADER = b"""/CIDInit /ProcSet findresource begin
 12 dict begin
@@ -45,15 +46,17 @@ class Face:
 
     number: int  # the shared Type0 font object
     original: Path
+    location: tuple  # (axis, value) pairs of a variable font's instance; () for a static font
     descendant: bytes  # the CIDFont dictionary's own entries
     descriptor: bytes  # the FontDescriptor's entries, without the font program
     widths: dict[int, float] = field(default_factory=dict)
     to_unicode: dict[int, bytes] = field(default_factory=dict)
 
 
-# How one source uses one face: the identity of the bundled font it comes from, the CIDFont's
-# and the descriptor's own entries, the widths and text of the glyphs it uses. Plain data.
-FaceUse = tuple[tuple, bytes, bytes, dict[int, float], dict[int, bytes]]
+# How one source uses one face: the bundled font it comes from (its identity, and the instance's
+# location when it is variable), the CIDFont's and the descriptor's own entries, the widths and
+# text of the glyphs it uses. Plain data.
+FaceUse = tuple[tuple, tuple, bytes, bytes, dict[int, float], dict[int, bytes]]
 
 
 class FaceReader:
@@ -77,7 +80,7 @@ class FaceReader:
         widths = _read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array()))
         return name, (*definition, widths, to_unicode)
 
-    def _definition(self, font) -> tuple[tuple, bytes, bytes] | None:
+    def _definition(self, font) -> tuple[tuple, tuple, bytes, bytes] | None:
         descendant = font.DescendantFonts[0]
         descriptor = descendant.get("/FontDescriptor")
         program = descriptor.get("/FontFile2") if descriptor is not None else None
@@ -85,11 +88,15 @@ class FaceReader:
             return None
         with TTFont(io.BytesIO(program.read_bytes()), lazy=True) as subset_font:
             identity = _identity(subset_font)
-        if identity not in self.originals:
+            location = ()
+            if identity not in self.originals:  # perhaps an instance of a variable font
+                identity, location = _variable(identity), _location(subset_font)
+        if identity not in self.originals or location is None:
             return None
         try:
             return (
                 identity,
+                location,
                 _direct_entries(descendant, {"/W", "/FontDescriptor"}),
                 _direct_entries(descriptor, {"/FontFile2", "/CIDSet"}),
             )
@@ -107,25 +114,27 @@ class FaceMerger:
 
     def share(self, name: str, use: FaceUse, allocate) -> int:
         """The object number of the shared font of face `name`, its glyph use merged in."""
-        identity, descendant, descriptor, widths, to_unicode = use
+        identity, location, descendant, descriptor, widths, to_unicode = use
         face = self.faces.get(name)
         if face is None:
             original = self.originals[tuple(identity)]
-            face = self.faces[name] = Face(allocate(), original, descendant, descriptor)
+            face = Face(allocate(), original, tuple(location), descendant, descriptor)
+            self.faces[name] = face
         face.widths.update(widths)
         face.to_unicode.update(to_unicode)
         return face.number
 
-    def _font_program(self, original: Path, gids: list[int]) -> tuple[int, bytes]:
+    def _font_program(self, face: Face, gids: list[int]) -> tuple[int, bytes]:
         """The subset's length and compressed bytes; kept in the store, as subsetting is slow."""
         key = hashlib.sha256(
-            f"subset 1 fontTools {fontTools.version} {gids}".encode() + original.read_bytes()
+            f"subset 2 fontTools {fontTools.version} {face.location} {gids}".encode()
+            + face.original.read_bytes()
         ).hexdigest()
         kept = self.store.get(key) if self.store is not None else None
         if kept is not None:
             length, _, compressed = kept.partition(b"\n")
             return int(length), compressed
-        data = _subset(original, gids)
+        data = _subset(face.original, gids, face.location)
         compressed = zlib.compress(data, 9)
         if self.store is not None:
             self.store.put(key, b"%d\n" % len(data) + compressed)
@@ -136,7 +145,7 @@ class FaceMerger:
         for face in self.faces.values():
             descendant, descriptor, program, cmap = (allocate() for _ in range(4))
             gids = sorted(set(face.widths) | set(face.to_unicode) | {0})
-            length, compressed = self._font_program(face.original, gids)
+            length, compressed = self._font_program(face, gids)
             yield program, b"<</Filter /FlateDecode /Length1 %d>>" % length, compressed
             yield (
                 cmap,
@@ -179,12 +188,8 @@ def _direct(value) -> bytes:
 
 
 def _identity(font: TTFont) -> tuple:
-    """What survives subsetting and tells faces apart: names, version, creation date, units.
-
-    WeasyPrint embeds one static instance per weight of a variable font, named like the
-    variable font itself; such an instance never matches its variable original (a shared
-    subset of the original would print every weight in the default one).
-    """
+    """What survives subsetting and tells faces apart: names, version, creation date, units,
+    and whether the font is variable."""
     head = font["head"]
     return (
         font["name"].getDebugName(4),
@@ -196,18 +201,38 @@ def _identity(font: TTFont) -> tuple:
     )
 
 
+def _variable(identity: tuple) -> tuple:
+    """The identity of the variable font that a static instance with `identity` was cut from.
+
+    WeasyPrint embeds one static instance per weight of a variable font, named like the
+    variable font itself. Shared, it must be cut from the original at the same weight again:
+    a subset of the original as it is would print every weight in the default one.
+    """
+    return (*identity[:-1], True)
+
+
+def _location(instance: TTFont) -> tuple | None:
+    """The weight axis value an instance was made at (its weight class), or None for an
+    instance whose other axes cannot be told."""
+    weight = instance["OS/2"].usWeightClass if "OS/2" in instance else None
+    return (("wght", weight),) if weight else None
+
+
 @functools.cache
 def _originals(folders: tuple[Path, ...]) -> dict[tuple, Path]:
+    """Every bundled font file by identity; variable fonts only when weight is their one axis."""
     found = {}
     for folder in folders:
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() in (".ttf", ".otf"):
                 with TTFont(path, lazy=True) as font:
-                    found.setdefault(_identity(font), path)
+                    axes = {axis.axisTag for axis in font["fvar"].axes} if "fvar" in font else set()
+                    if axes <= {"wght"}:
+                        found.setdefault(_identity(font), path)
     return found
 
 
-def _subset(path: Path, gids: list[int]) -> bytes:
+def _subset(path: Path, gids: list[int], location: tuple = ()) -> bytes:
     logging.getLogger("fontTools.subset").setLevel(logging.ERROR)  # "meta NOT subset" notes
     options = subset.Options(
         retain_gids=True,
@@ -219,6 +244,8 @@ def _subset(path: Path, gids: list[int]) -> bytes:
     )
     buffer = io.BytesIO()
     with TTFont(path, recalcTimestamp=False) as font:  # no wall clock in the file
+        if location:
+            instancer.instantiateVariableFont(font, dict(location), inplace=True)
         subsetter = subset.Subsetter(options)
         subsetter.populate(gids=gids)
         subsetter.subset(font)
