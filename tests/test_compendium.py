@@ -253,8 +253,9 @@ def test_worker_processes_and_dask_give_the_same_file(tmp_path):
 
 
 def test_variable_font_weights_print_in_the_binding_as_they_do_alone(tmp_path):
-    """The memo layout sets its variable fonts (Oswald, Archivo Narrow) at several weights:
-    above its cross-references, a bound dossier is the same to the pixel as one printed alone."""
+    """The memo layout sets its variable fonts (Oswald, Archivo Narrow) at several weights, which
+    are shared between pages like any face: above its cross-references, a bound dossier is the
+    same to the pixel as one printed alone."""
     from PIL import ImageChops
 
     config = Config(layout="memo")
@@ -271,3 +272,7 @@ def test_variable_font_weights_print_in_the_binding_as_they_do_alone(tmp_path):
 
     alone = top_of(render_dossier(seed, config), 0)
     assert ImageChops.difference(top_of(bound, number), alone).getbbox() is None
+    with pikepdf.open(io.BytesIO(bound)) as document:  # and each instance is embedded once
+        fonts = [font for page in document.pages for font in page.Resources.Font.values()]
+        programs = {font.DescendantFonts[0].FontDescriptor.FontFile2.objgen for font in fonts}
+        assert len(programs) == len({str(font.BaseFont) for font in fonts})
