@@ -18,7 +18,7 @@ from .context import Links
 from .fileio import write_atomic
 from .layouts import Layout
 from .model import Record
-from .problems import InvalidInput, Problem
+from .problems import InvalidInput, Problem, at_files
 from .records import Entry, load_catalog, load_record
 
 Progress = Callable[[int, int], None]
@@ -286,11 +286,6 @@ def render_dossiers(
             (image,) = png_pages(pdf, png_dpi)
             write_atomic(target.with_suffix(".png"), image)
             echo(str(target.with_suffix(".png")))
-    for problem in run.problems:
-        echo(f"{_source_of(problem, entries)}: {problem.message}", err=True)
+    for problem in at_files(run.problems, {entry.slug: str(entry.path) for entry in entries}):
+        echo(str(problem), err=True)
     return run.problems
-
-
-def _source_of(problem: Problem, entries: list[Entry]) -> str:
-    by_slug = {entry.slug: str(entry.path) for entry in entries}
-    return by_slug.get(problem.path, problem.path)

@@ -16,7 +16,7 @@ from .config import Config
 from .context import Links
 from .fileio import atomic_writer
 from .layouts import FONTS_DIR, Layout
-from .matter import Matter, PagePlan, lay_out_run, plan_pages
+from .matter import MATTER_TEMPLATES, Matter, PagePlan, lay_out_run, plan_pages
 from .problems import InvalidInput
 from .records import Catalog
 
@@ -50,6 +50,7 @@ def build_compendium(
     dossiers are numbered from 1, so only the index's length must be known first (for the
     totals in the footers); each dossier is then laid out once, with its final numbers.
     """
+    Layout.find(config.layout).require(MATTER_TEMPLATES, "the compendium")
     matter = Matter.of(catalog, config)
     slugs = [slug for slug, _, _ in matter.specimens]
     with builder.session() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import tomllib
+import traceback
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -83,7 +84,28 @@ class Layout:
         )
 
     def render_html(self, context: dict, template: str = DOSSIER_TEMPLATE) -> str:
-        return self.environment.get_template(template).render(context)
+        try:
+            return self.environment.get_template(template).render(context)
+        except jinja2.TemplateError as error:
+            raise InvalidInput([self.template_problem(error)]) from None
+
+    def require(self, templates: tuple[str, ...], purpose: str) -> None:
+        """Refuse, before any work, a layout that lacks templates `purpose` needs."""
+        missing = [name for name in templates if not (self.folder / name).is_file()]
+        if missing:
+            message = f"{purpose} needs {', '.join(missing)} in the layout (see layouts/README.md)"
+            raise InvalidInput([Problem(str(self.folder), None, "layout", message)])
+
+    def template_problem(self, error: jinja2.TemplateError) -> Problem:
+        """A template's error at its file and line (a syntax error, or an undefined variable)."""
+        path, line = getattr(error, "filename", None), getattr(error, "lineno", None)
+        if isinstance(error, jinja2.TemplateNotFound):
+            return Problem(str(self.folder), None, "layout", f"no template {error.name}")
+        if path is None:  # raised while rendering: the template's frame has the line
+            for frame, number in traceback.walk_tb(error.__traceback__):
+                if frame.f_code.co_filename.endswith(".j2"):
+                    path, line = frame.f_code.co_filename, number
+        return Problem(path or str(self.folder), line, "", f"template error: {error.message}")
 
     @cached_property
     def mail_environment(self) -> jinja2.Environment:
@@ -99,7 +121,10 @@ class Layout:
 
     def render_mail(self, context: dict, kind: str) -> str:
         """The message body of `kind` "text" or "html"."""
-        return self.mail_environment.get_template(MAIL_TEMPLATES[kind]).render(context)
+        try:
+            return self.mail_environment.get_template(MAIL_TEMPLATES[kind]).render(context)
+        except jinja2.TemplateError as error:
+            raise InvalidInput([self.template_problem(error)]) from None
 
     @property
     def base_url(self) -> str:

@@ -12,6 +12,11 @@ from .layouts import Layout
 if TYPE_CHECKING:
     from .records import Catalog
 
+# the compendium's own pages: each layout that binds a compendium has these
+MATTER_TEMPLATES = (
+    "matter.html.j2", "cover.html.j2", "contents.html.j2", "index.html.j2", "blank.html.j2",
+    "compendium.css",
+)  # fmt: skip
 ENTRIES_PER_RUN = 120  # contents or index entries laid out together, in parallel with other runs
 
 

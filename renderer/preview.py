@@ -21,7 +21,7 @@ import markupsafe
 from .config import Config
 from .context import PAPER_SIZES
 from .layouts import FONTS_DIR, Layout, guess_type, is_allowed_file
-from .problems import InvalidInput, Problem
+from .problems import InvalidInput, Problem, at_files
 from .records import Entry, check_catalog, record_paths
 
 SITE_DIR = Path(__file__).resolve().parent / "preview_site"
@@ -178,9 +178,7 @@ class Preview:
                 entry.record, snapshot.config, scale=rendered.scale, layout=snapshot.layout
             )
         except InvalidInput as error:
-            return View(problems=problems + [_located(p, entry) for p in error.problems])
-        except jinja2.TemplateError as error:
-            return View(problems=[_template_problem(error)])
+            return View(problems=problems + at_files(error.problems, {slug: str(entry.path)}))
         seconds = time.perf_counter() - started
         self.say(f"rendered {slug} in {seconds:.1f} s (type scale {rendered.scale:.2f})")
         return View(html, rendered.pdf, problems, rendered.scale, rendered.passes, seconds)
@@ -275,18 +273,6 @@ def _links_to_previews(html: str, snapshot: Snapshot) -> str:
     return html
 
 
-def _located(problem: Problem, entry: Entry) -> Problem:
-    """A render problem names the slug; the page shows the record's file instead."""
-    if problem.path != entry.slug:
-        return problem
-    return Problem(str(entry.path), problem.line, problem.field, problem.message)
-
-
-def _template_problem(error: jinja2.TemplateError) -> Problem:
-    name = getattr(error, "filename", None) or getattr(error, "name", None) or "layout"
-    return Problem(str(name), getattr(error, "lineno", None), "", f"template error: {error}")
-
-
 class Handler(BaseHTTPRequestHandler):
     """GET / (the index), /<slug>, /<slug>.pdf, assets, and /_preview/events."""
 
@@ -330,7 +316,8 @@ class Handler(BaseHTTPRequestHandler):
             problem = Problem(slug, None, "", f"internal error: {type(error).__name__}: {error}")
             view = View(problems=[problem])
         if view.html is None:
-            status = HTTPStatus.NOT_FOUND if slug not in preview.snapshot.files else 422
+            missing = slug not in preview.snapshot.files
+            status = HTTPStatus.NOT_FOUND if missing else HTTPStatus.UNPROCESSABLE_ENTITY
             self._send_html(preview.problems_page(slug, view.problems), status)
         elif as_pdf:
             self._send(HTTPStatus.OK, view.pdf, "application/pdf")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -42,6 +42,14 @@ class InvalidInput(Exception):
         self.problems = sorted(problems, key=Problem.sort_key)
         super().__init__("\n".join(str(problem) for problem in self.problems))
 
+    def __reduce__(self):  # so that it comes back whole from a worker process
+        return (InvalidInput, (self.problems,))
+
 
 def errors_in(problems: list[Problem]) -> list[Problem]:
     return [problem for problem in problems if problem.is_error]
+
+
+def at_files(problems: list[Problem], files: dict[str, str]) -> list[Problem]:
+    """Problems that name a record by its slug (as renders do), named by its file instead."""
+    return [replace(problem, path=files.get(problem.path, problem.path)) for problem in problems]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from renderer.config import Config
@@ -10,7 +12,7 @@ from renderer.problems import InvalidInput
 from renderer.records import load_catalog, load_record
 from renderer.render import render_dossier_report
 from tests import pdfs
-from tests.conftest import RECORDS, ROOT, SEED_YAML
+from tests.conftest import RECORDS, ROOT, SEED_YAML, small_catalog
 
 BUILT_IN = sorted(p.name for p in LAYOUTS_DIR.iterdir() if (p / "dossier.html.j2").is_file())
 
@@ -91,3 +93,49 @@ def test_the_readme_walkthrough_record_is_valid_and_fits(layout):
     entry = load_record(ROOT / "docs" / "walkthrough" / "chief-vibes-officer.yaml")
     report = render_dossier_report(entry.record, Config(layout=layout))
     assert len(pdfs.page_sizes(report.pdf)) == 1
+
+
+def test_template_errors_are_located_not_raised(tmp_path):
+    from click.testing import CliRunner
+
+    from renderer.cli import main
+
+    folder = tmp_path / "mine"
+    shutil.copytree(LAYOUTS_DIR / "memo", folder)
+    template = folder / "dossier.html.j2"
+    lines = template.read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if "{{ title }}" in text and "<strong" in text)
+    lines[line - 1] = lines[line - 1].replace("{{ title }}", "{{ title.nickname }}")
+    template.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    args = ["render", str(SEED_YAML), "--layout", str(folder), "--out", str(out), "--jobs", "1"]
+    result = CliRunner().invoke(main, [*args, "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{template}:{line}: template error: ")
+    assert "nickname" in result.stderr and "Traceback" not in result.stderr
+
+    template.write_text("{% if %}\n")
+    with pytest.raises(InvalidInput) as caught:
+        Layout.find(str(folder)).render_html({})
+    assert str(caught.value).startswith(f"{template}:1: template error: ")
+
+
+def test_a_compendium_layout_needs_its_own_pages(tmp_path):
+    from renderer.build import Builder
+    from renderer.compendium import build_compendium
+
+    folder = tmp_path / "only-dossiers"
+    folder.mkdir()
+    for name in ("dossier.html.j2", "memo.css", "fonts"):
+        source = LAYOUTS_DIR / "memo" / name
+        copy = shutil.copytree if source.is_dir() else shutil.copy
+        copy(source, folder / name)
+    catalog = load_catalog(small_catalog(tmp_path))
+    with pytest.raises(InvalidInput) as caught:
+        build_compendium(catalog, Config(layout=str(folder)), tmp_path / "c.pdf",
+                         Builder(tmp_path / "cache", workers=1))  # fmt: skip
+    assert str(caught.value) == (
+        f"{folder}: layout: the compendium needs matter.html.j2, cover.html.j2, contents.html.j2,"
+        " index.html.j2, blank.html.j2, compendium.css in the layout (see layouts/README.md)"
+    )
+    assert not (tmp_path / "c.pdf").exists()
