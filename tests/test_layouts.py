@@ -13,6 +13,7 @@ from renderer.records import load_catalog, load_record
 from renderer.render import render_dossier_report
 from tests import pdfs
 from tests.conftest import RECORDS, ROOT, SEED_YAML, small_catalog
+from tests.lines import broken_too_early
 
 BUILT_IN = sorted(p.name for p in LAYOUTS_DIR.iterdir() if (p / "dossier.html.j2").is_file())
 
@@ -55,12 +56,6 @@ def test_fonts_come_from_fonts_or_the_layout_folder(rendered):
     assert fonts and all(font.startswith(allowed) for font in fonts), fonts
 
 
-def test_the_layouts_measure_makes_the_first_guess_fit(rendered):
-    """page_text in layout.toml is calibrated: the seed needs one layout pass."""
-    _, _, report = rendered
-    assert report.passes == 1
-
-
 @pytest.mark.slow
 def test_every_committed_record_fits_one_page_in_the_memo_layout():
     config = Config(layout="memo")
@@ -70,7 +65,7 @@ def test_every_committed_record_fits_one_page_in_the_memo_layout():
         assert len(pdfs.page_sizes(report.pdf)) == 1, entry.slug
         assert len(report.pdf) < 60_000, entry.slug
         passes.append(report.passes)
-    assert sum(passes) / len(passes) <= 1.5
+    assert sum(passes) / len(passes) <= 1.2  # page_text in layout.toml is calibrated
 
 
 def test_layout_settings_are_checked(tmp_path):
@@ -139,3 +134,34 @@ def test_a_compendium_layout_needs_its_own_pages(tmp_path):
         " index.html.j2, blank.html.j2, compendium.css in the layout (see layouts/README.md)"
     )
     assert not (tmp_path / "c.pdf").exists()
+
+
+def test_a_line_cut_after_its_first_word_is_found():
+    """The pattern the layouts avoid: text ending in a space before an element, at a width where
+    the text fills its last line exactly (the memo's first draft, at type scale 0.87)."""
+    from renderer.render import engine_for
+
+    engine = engine_for(Layout.find("memo"))
+    html = """<html style="--scale: 0.87"><head><link rel="stylesheet" href="memo.css"></head>
+    <body><main id="sheet"><div class="body" style="columns: auto; width: 89.1mm"><section>
+    <h2>1. The org-chart architecture</h2><p>The organizational hierarchy defining the pressure
+    flow and extraction cycle for this role. <em>Also known as</em> Software Development
+    Engineer in Test; Quality Engineering Lead.</p></section></div></main></body></html>"""
+    found = broken_too_early(engine.layout_html(html))
+    assert [(end, start.split()[0]) for end, start in found] == [("The", "organizational")]
+    fixed = html.replace(" <em>", "</p><p><em>")
+    assert broken_too_early(engine.layout_html(fixed)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", BUILT_IN)
+def test_no_line_is_broken_too_early_in_any_committed_record(layout):
+    from renderer.render import dossier_html, engine_for
+
+    config = Config(layout=layout)
+    engine = engine_for(Layout.find(layout))
+    for entry in load_catalog(RECORDS):
+        fitted = render_dossier_report(entry.record, config).scale
+        for scale in (fitted - 0.01, fitted, fitted + 0.01):  # and near it, for the next edit
+            html = dossier_html(entry.record, config, scale=round(scale, 2), layout=engine.layout)
+            assert broken_too_early(engine.layout_html(html)) == [], (entry.slug, scale)
