@@ -55,7 +55,7 @@ def build_compendium(
     slugs = [slug for slug, _, _ in matter.specimens]
     with builder.session() as session:
         plan, parts = _matter_pages(session, builder, matter, slugs, duplex)
-        jobs = [DossierJob(entry.record, config, _links(entry.record, plan)) for entry in catalog]
+        jobs = [DossierJob(e.record, config, dossier_links(e.record, plan)) for e in catalog]
         pending = session.start(jobs)  # the file is assembled while the missing ones render
         try:
             with atomic_writer(out) as stream:
@@ -69,7 +69,7 @@ class _RenderFailed(Exception):
     """A dossier could not be rendered: the file is abandoned, the problems are reported."""
 
 
-def _links(record, plan: PagePlan) -> Links:
+def dossier_links(record, plan: PagePlan) -> Links:
     """Only the pages this dossier prints: its own and its related specimens' (keeps jobs small)."""
     pages = {r.target: plan.dossiers[r.target] for r in record.related if r.target in plan.dossiers}
     return Links(pages, plan.dossiers[record.slug], plan.total)
