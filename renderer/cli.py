@@ -366,8 +366,8 @@ def preview(slug, records_dir, config_path, port, paper, base_url, layout) -> No
     try:
         import watchfiles  # noqa: F401
     except ImportError:
-        message = "preview needs watchfiles: pip install 'dossier[preview]'"
-        raise InvalidInput([Problem("preview", None, "", message)]) from None
+        message = "needs watchfiles: pip install 'dossier[preview]'"
+        raise InvalidInput([Problem("dossier preview", None, "", message)]) from None
     if not records_dir.is_dir():
         raise InvalidInput([Problem(str(records_dir), None, "", "records folder not found")])
 

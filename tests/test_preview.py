@@ -242,3 +242,14 @@ def test_stops_cleanly_on_ctrl_c(tmp_path: Path):
     time.sleep(0.3)
     assert url.endswith("/")
     assert stop_preview(process).rstrip().endswith("stopped")
+
+
+def test_without_watchfiles_it_says_which_extra_to_install(tmp_path: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    from renderer.cli import main
+
+    monkeypatch.setitem(sys.modules, "watchfiles", None)  # as if it were not installed
+    result = CliRunner().invoke(main, ["preview", "--records", str(small_catalog(tmp_path))])
+    assert result.exit_code == 1
+    assert result.stderr == "dossier preview: needs watchfiles: pip install 'dossier[preview]'\n"
