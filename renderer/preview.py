@@ -374,9 +374,7 @@ def serve(
         raise InvalidInput([Problem("--port", None, "", message)]) from None
     server.daemon_threads = True
     stop = threading.Event()
-    watcher = threading.Thread(
-        target=_watch, args=(preview, preview.watched_paths(config_path), stop), daemon=True
-    )
+    watcher = threading.Thread(target=_watch, args=(preview, config_path, stop), daemon=True)
     watcher.start()
     host, bound_port = server.server_address[:2]
     say(f"Previewing at http://{host}:{bound_port}/{focus or ''} (Ctrl-C to stop)")
@@ -390,14 +388,18 @@ def serve(
         server.server_close()
 
 
-def _watch(preview: Preview, paths: list[Path], stop: threading.Event) -> None:
+def _watch(preview: Preview, config_path: Path | None, stop: threading.Event) -> None:
+    """Refresh the preview on every change; when the config names another layout, watch it."""
     import watchfiles
 
-    for changes in watchfiles.watch(*paths, stop_event=stop, debounce=300, step=50):
-        changed = {Path(path) for _, path in changes}
-        names = ", ".join(sorted(path.name for path in changed))
-        preview.say(f"changed: {names}")
-        _report(preview.refresh(changed), preview.say)
+    while not stop.is_set():
+        paths = preview.watched_paths(config_path)
+        for changes in watchfiles.watch(*paths, stop_event=stop, debounce=300, step=50):
+            changed = {Path(path) for _, path in changes}
+            preview.say(f"changed: {', '.join(sorted(path.name for path in changed))}")
+            _report(preview.refresh(changed), preview.say)
+            if preview.watched_paths(config_path) != paths:
+                break
 
 
 def _report(snapshot: Snapshot, say) -> None:

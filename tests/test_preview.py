@@ -253,3 +253,35 @@ def test_without_watchfiles_it_says_which_extra_to_install(tmp_path: Path, monke
     result = CliRunner().invoke(main, ["preview", "--records", str(small_catalog(tmp_path))])
     assert result.exit_code == 1
     assert result.stderr == "dossier preview: needs watchfiles: pip install 'dossier[preview]'\n"
+
+
+def test_a_config_that_names_another_layout_has_that_layout_watched(tmp_path: Path):
+    import urllib.request
+
+    records = small_catalog(tmp_path)
+    for name in ("first", "second"):
+        shutil.copytree(LAYOUTS_DIR / "memo", tmp_path / name)
+    config = tmp_path / "dossier.toml"
+    config.write_text(f'layout = "{tmp_path / "first"}"\n')
+    process, url = start_preview(records, "--config", config)
+
+    def generation() -> str:
+        with urllib.request.urlopen(url + SEED_SLUG, timeout=20) as response:
+            return re.search(r'data-generation="([^"]+)"', response.read().decode()).group(1)
+
+    def changes_after(edit) -> bool:
+        before = generation()
+        edit()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if generation() != before:
+                return True
+            time.sleep(0.2)
+        return False
+
+    try:
+        assert changes_after(lambda: config.write_text(f'layout = "{tmp_path / "second"}"\n'))
+        css = tmp_path / "second" / "memo.css"
+        assert changes_after(lambda: css.write_text(css.read_text() + "\nh1 { color: red; }\n"))
+    finally:
+        stop_preview(process)
