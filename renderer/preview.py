@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
 import threading
 import time
 import traceback
@@ -373,6 +374,7 @@ def serve(
         )
         raise InvalidInput([Problem("--port", None, "", message)]) from None
     server.daemon_threads = True
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly as on Ctrl-C
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(preview, config_path, stop), daemon=True)
     watcher.start()
@@ -386,6 +388,10 @@ def serve(
     finally:
         stop.set()
         server.server_close()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _watch(preview: Preview, config_path: Path | None, stop: threading.Event) -> None:

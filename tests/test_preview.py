@@ -129,6 +129,9 @@ def start_preview(records: Path, *args: str) -> tuple[subprocess.Popen, str]:
         cwd=records.parent,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal, even when these tests run where SIGINT is ignored (a shell's
+        # background job): the child then keeps Python's own handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     line = process.stderr.readline()
     found = re.match(r"Previewing at (http://127\.0\.0\.1:\d+/\S*)", line)
@@ -138,8 +141,8 @@ def start_preview(records: Path, *args: str) -> tuple[subprocess.Popen, str]:
     return process, found.group(1)
 
 
-def stop_preview(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGINT)
+def stop_preview(process: subprocess.Popen, signum: int = signal.SIGTERM) -> str:
+    process.send_signal(signum)
     _, errors = process.communicate(timeout=10)
     assert process.returncode == 0, errors
     return errors
@@ -237,11 +240,12 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
-def test_stops_cleanly_on_ctrl_c(tmp_path: Path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stops_cleanly_on_ctrl_c_or_sigterm(tmp_path: Path, signum: int):
     process, url = start_preview(small_catalog(tmp_path))
     time.sleep(0.3)
     assert url.endswith("/")
-    assert stop_preview(process).rstrip().endswith("stopped")
+    assert stop_preview(process, signum).rstrip().endswith("stopped")
 
 
 def test_without_watchfiles_it_says_which_extra_to_install(tmp_path: Path, monkeypatch):
