@@ -35,8 +35,6 @@ CONTENT_SECURITY_POLICY = (
     "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'"
 )
 PAPER_MM = {"A4": ("210mm", "297mm"), "letter": ("8.5in", "11in")}
-# On screen there are no @page margins: the sheet gets this padding instead (the PDF is exact).
-SCREEN_MARGIN = ("15mm", "11mm")
 
 
 @dataclass(frozen=True)
@@ -233,8 +231,7 @@ class Preview:
         head = (
             '<link rel="stylesheet" href="/fonts/fonts.css">'
             '<link rel="stylesheet" href="/_preview/preview.css">'
-            f"<style>:root {{ --preview-width: {width}; --preview-height: {height};"
-            f" --preview-margin: {SCREEN_MARGIN[0]} {SCREEN_MARGIN[1]}; }}</style>"
+            f"<style>:root {{ --preview-width: {width}; --preview-height: {height}; }}</style>"
             f'<script src="/_preview/live.js" data-generation="{self.snapshot.generation}"'
             " defer></script>"
         )
