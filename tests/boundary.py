@@ -187,9 +187,8 @@ def _aiosmtpd(mode: str):
     from aiosmtpd.controller import Controller
 
     options = {}
-    if mode == "refuse-login":
-        options = {"authenticator": _refuse_every_login, "auth_required": True,
-                   "auth_require_tls": False}  # fmt: skip
+    if mode == "refuse-login":  # offers AUTH and refuses every login (535)
+        options = {"authenticator": _refuse_every_login, "auth_require_tls": False}
     controller = Controller(_Accept(), hostname="127.0.0.1", port=_free_port(), **options)
     controller.start()
     try:
