@@ -430,7 +430,9 @@ def mail(
     config = load_config(config_path, layout=layout)
     addresses = [post.parse_address(text) for text in recipients]
     sender_text = sender or config.mail.sender
-    from_address = post.parse_address(sender_text, "--from") if sender_text else None
+    sender_where = "--from" if sender else "mail.sender"
+    from_address = post.parse_address(sender_text, sender_where) if sender_text else None
+    subject = post.header_text(subject, "--subject") if subject else None
     server = None
     if eml_dir is None:
         if from_address is None:
