@@ -210,17 +210,27 @@ def recipients_of(message: EmailMessage) -> list[str]:
 
 # -- drafts ------------------------------------------------------------------------------------
 def write_drafts(messages: list[EmailMessage], folder: Path) -> list[Path]:
-    """Each message as <subject>[--<recipient>].eml, opened as a draft by mail clients.
+    """Each message as a draft file (see draft_paths), opened as a draft by mail clients.
 
-    Every message gets a file of its own, and existing files are never overwritten: every name
-    is checked before anything is written.
+    Existing files are never overwritten: every name is checked before anything is written.
     """
-    stem = slugify(str(messages[0]["Subject"]))[:DRAFT_STEM_LENGTH].strip("-") or "dossier"
-    if len(messages) == 1:
+    first_recipients = [recipients_of(message)[0] for message in messages]
+    targets = draft_paths(str(messages[0]["Subject"]), first_recipients, folder)
+    for message, target in zip(messages, targets, strict=True):
+        message["X-Unsent"] = "1"  # Outlook and Thunderbird open the file as a draft to send
+        write_atomic(target, message.as_bytes(policy=SMTP_POLICY))
+    return targets
+
+
+def draft_paths(subject: str, first_recipients: list[str], folder: Path) -> list[Path]:
+    """Where the drafts of messages to these (first) recipients go: <subject>.eml for one
+    message, <subject>--<recipient>.eml for each of several, a file of its own for every one.
+    InvalidInput, naming them, when any is already there: callers may ask before rendering."""
+    stem = slugify(subject)[:DRAFT_STEM_LENGTH].strip("-") or "dossier"
+    if len(first_recipients) == 1:
         names = [f"{stem}.eml"]
     else:
-        recipients = [recipients_of(message)[0] for message in messages]
-        names = [f"{stem}--{name}.eml" for name in draft_names(recipients)]
+        names = [f"{stem}--{name}.eml" for name in draft_names(first_recipients)]
     targets = [folder / name for name in names]
     existing = [target for target in targets if target.exists() or target.is_symlink()]
     if existing:
@@ -228,9 +238,6 @@ def write_drafts(messages: list[EmailMessage], folder: Path) -> list[Path]:
             Problem(str(path), None, "", "already exists; not overwritten") for path in existing
         ]
         raise InvalidInput(problems)
-    for message, target in zip(messages, targets, strict=True):
-        message["X-Unsent"] = "1"  # Outlook and Thunderbird open the file as a draft to send
-        write_atomic(target, message.as_bytes(policy=SMTP_POLICY))
     return targets
 
 

@@ -659,6 +659,19 @@ def test_each_recipient_gets_a_draft_of_their_own_even_when_their_names_meet(ren
     assert {path: path.read_bytes() for path in drafts.iterdir()} == before
 
 
+def test_a_draft_already_there_stops_the_command_before_it_renders(rendered, tmp_path):
+    drafts, cache = tmp_path / "drafts", tmp_path / "fresh-cache"
+    drafts.mkdir()
+    (drafts / "hello.eml").write_text("mine")
+    result = run("mail", SEED_SLUG, "--to", "ann@example.org", "--subject", "Hello",
+                 "--eml-dir", drafts, "--records", rendered.records, "--cache", cache,
+                 env=CLEAN_ENVIRONMENT)  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr == f"{drafts / 'hello.eml'}: already exists; not overwritten\n"
+    assert (drafts / "hello.eml").read_text() == "mine"
+    assert cached_pdfs(cache) == set()
+
+
 def test_a_link_in_the_way_of_a_draft_is_not_replaced(rendered, tmp_path):
     drafts = tmp_path / "drafts"
     drafts.mkdir()
