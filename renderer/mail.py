@@ -306,8 +306,8 @@ def smtp_server(
     port_text = environ.get("DOSSIER_SMTP_PORT") or (settings.port and str(settings.port))
     where = "DOSSIER_SMTP_PORT" if environ.get("DOSSIER_SMTP_PORT") else "mail.smtp.port"
     if address:
-        host, _, port_text = address.rpartition(":") if ":" in address else (address, "", None)
-        host, where, host_where = host.strip("[]"), "--smtp", "--smtp"
+        host, port_text = _split_address(address)
+        where = host_where = "--smtp"
     security = environ.get("DOSSIER_SMTP_SECURITY") or settings.security
     if security not in DEFAULT_PORTS:
         raise _smtp_problem("DOSSIER_SMTP_SECURITY", f"{security!r}: use starttls or tls")
@@ -330,12 +330,36 @@ def smtp_server(
     )
 
 
+def _split_address(address: str) -> tuple[str, str | None]:
+    """HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT into host and port text."""
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", address)
+    if bracketed:
+        host, port_text = bracketed[1], bracketed[2]
+    elif address.count(":") > 1 and _is_ip(address):
+        host, port_text = address, None
+    elif address.count(":") > 1:
+        host, port_text = "", None
+    else:
+        host, colon, port_text = address.partition(":")
+        port_text = port_text if colon else None
+    if not host:
+        message = f"{address!r}: expected HOST:PORT (an IPv6 address in brackets: [::1]:25)"
+        raise _smtp_problem("--smtp", message)
+    return host, port_text
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _ascii_host(host: str, where: str) -> str:
     """An IP address, or a host name in ASCII (an international one in its xn-- form)."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
+    if _is_ip(host):
+        return host
     try:
         name = host.encode("idna").decode("ascii")
     except UnicodeError:

@@ -727,6 +727,9 @@ def test_server_settings_come_from_the_command_line_then_environment_then_config
     assert (from_environment.host, from_environment.password) == ("relay.example.org", "from-env")
     from_option = post.smtp_server(settings, environ, "[::1]:2525")
     assert (from_option.host, from_option.port, from_option.is_loopback) == ("::1", 2525, True)
+    assert from_option.name == "[::1]:2525"
+    assert post.smtp_server(settings, environ, "::1").name == "[::1]:587"
+    assert post.smtp_server(settings, environ, "bücher.example:25").host == "xn--bcher-kva.example"
     assert "from-env" not in repr(from_option)
     implicit = post.smtp_server(SmtpSettings(host="mail.example.org", security="tls"), {})
     assert implicit.port == 465
@@ -742,6 +745,11 @@ def test_server_settings_come_from_the_command_line_then_environment_then_config
         ("mail example.org:25", "--smtp: 'mail example.org' is not a host name or an IP address"),
         ("mail..example.org:25", "--smtp: 'mail..example.org' is not a host name or an IP address"),
         ("mail\x00.org:25", "--smtp: 'mail\\x00.org' is not a host name or an IP address"),
+        (":25", "--smtp: ':25': expected HOST:PORT (an IPv6 address in brackets: [::1]:25)"),
+        (
+            "fe80::1::25",
+            "--smtp: 'fe80::1::25': expected HOST:PORT (an IPv6 address in brackets: [::1]:25)",
+        ),
         (f"{'a' * 64}.org:25", f"--smtp: '{'a' * 64}.org' is not a host name or an IP address"),
     ],
 )
