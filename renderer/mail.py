@@ -605,7 +605,7 @@ def _response(code: int, text: bytes | str) -> str:
 
 def describe_failure(error: BaseException, server: Server) -> str:
     """One line for anything that stops a message; passwords never appear in it."""
-    if isinstance(error, smtplib.SMTPServerDisconnected) and error.__context__ is not None:
+    if isinstance(error, smtplib.SMTPServerDisconnected) and isinstance(error.__context__, OSError):
         error = error.__context__  # smtplib hides a timeout or reset behind "disconnected"
     if isinstance(error, CleartextRefused):
         return str(error)
