@@ -209,8 +209,9 @@ def recipients_of(message: EmailMessage) -> list[str]:
 
 
 # -- drafts ------------------------------------------------------------------------------------
-def write_drafts(messages: list[EmailMessage], folder: Path) -> list[Path]:
-    """Each message as a draft file (see draft_paths), opened as a draft by mail clients.
+def write_drafts(messages: list[EmailMessage], folder: Path) -> Iterator[Path]:
+    """Each message as a draft file (see draft_paths), opened as a draft by mail clients; each
+    path is given once its file is whole, so that a failure half-way leaves a known set.
 
     Existing files are never overwritten: every name is checked before anything is written.
     """
@@ -218,8 +219,12 @@ def write_drafts(messages: list[EmailMessage], folder: Path) -> list[Path]:
     targets = draft_paths(str(messages[0]["Subject"]), first_recipients, folder)
     for message, target in zip(messages, targets, strict=True):
         message["X-Unsent"] = "1"  # Outlook and Thunderbird open the file as a draft to send
-        write_atomic(target, message.as_bytes(policy=SMTP_POLICY))
-    return targets
+        try:
+            write_atomic(target, message.as_bytes(policy=SMTP_POLICY))
+        except OSError as error:
+            problem = Problem(str(target), None, "", f"cannot write: {_reason(error)}")
+            raise InvalidInput([problem]) from None
+        yield target
 
 
 def draft_paths(subject: str, first_recipients: list[str], folder: Path) -> list[Path]:
@@ -627,6 +632,8 @@ def describe_failure(error: BaseException, server: Server) -> str:
         return f"{server.name} did not answer within {server.timeout:g} s"
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"TLS with {server.name} failed: {error.verify_message} (see mail.smtp.ca_file)"
+    if isinstance(error, ssl.SSLError) and error.reason == "WRONG_VERSION_NUMBER":
+        return f"{server.name} does not speak TLS from the first byte; use starttls for it"
     if isinstance(error, ssl.SSLError):
         return f"TLS with {server.name} failed: {error.reason or error}"
     if isinstance(error, smtplib.SMTPServerDisconnected | ConnectionResetError | BrokenPipeError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import socket
 import ssl
+import subprocess
 import threading
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -486,6 +488,16 @@ def test_a_server_that_hangs_up_mid_session_is_one_line_per_recipient(rendered, 
     )
 
 
+def test_implicit_tls_to_a_clear_text_port_says_so(rendered, smtp):
+    result = mail(rendered, SEED_SLUG, "--to", "ann@example.org", "--from", "desk@example.org",
+                  "--smtp", smtp.address, env={"DOSSIER_SMTP_SECURITY": "tls"})  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"NOT sent to ann@example.org: {smtp.address} does not speak TLS from the first byte;"
+        " use starttls for it\n"
+    )
+
+
 def test_a_refused_goodbye_does_not_undo_what_was_sent(rendered, tcp_server, tmp_path):
     address = tcp_server(rude_goodbye)
     result = mail(rendered, SEED_SLUG, "--to", "ann@example.org", "--from", "desk@example.org",
@@ -682,6 +694,44 @@ def test_a_link_in_the_way_of_a_draft_is_not_replaced(rendered, tmp_path):
     assert result.exit_code == 1
     assert result.stderr == f"{drafts / name}: already exists; not overwritten\n"
     assert (drafts / name).is_symlink() and not (tmp_path / "elsewhere.eml").exists()
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(folder: Path, options: str):
+    """A real tmpfs at `folder` (root only, as in CI)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_drafts_on_a_read_only_file_system_are_one_line(rendered, tmp_path):
+    with mounted_tmpfs(tmp_path / "drafts", "ro,size=1m") as drafts:
+        result = mail(rendered, SEED_SLUG, "--to", "ann@example.org", "--subject", "Hello",
+                      "--eml-dir", drafts)  # fmt: skip
+        assert result.exit_code == 1
+        assert result.stderr == f"{drafts / 'hello.eml'}: cannot write: read-only file system\n"
+        assert list(drafts.iterdir()) == []
+
+
+def test_a_full_disk_keeps_the_drafts_written_before_it_and_names_the_first_that_failed(
+    rendered, tmp_path
+):
+    pdf = (rendered.dossiers / f"{SEED_SLUG}.pdf").stat().st_size
+    room = (pdf * 2 // 4096 + 1) * 4096  # one draft (base64: 4/3 of the PDF), not two
+    with mounted_tmpfs(tmp_path / "drafts", f"size={room}") as drafts:
+        result = mail(rendered, SEED_SLUG, "--to", "ann@example.org", "--to", "bo@example.org",
+                      "--each", "--subject", "Hello", "--eml-dir", drafts)  # fmt: skip
+        assert result.exit_code == 1
+        first, second = drafts / "hello--ann-example-org.eml", drafts / "hello--bo-example-org.eml"
+        assert result.stdout == f"{first}\n"
+        assert result.stderr == f"{second}: cannot write: no space left on device\n"
+        assert list(drafts.iterdir()) == [first]  # and no temporary file left behind
+        assert BytesParser(policy=default).parsebytes(first.read_bytes())["To"] == "ann@example.org"
 
 
 def test_draft_names_are_distinct_for_every_recipient():
