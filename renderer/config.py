@@ -25,7 +25,7 @@ DEFAULT_CONFIG_NAME = "dossier.toml"
 MAX_CONFIG_BYTES = 1_000_000  # a config file is a few lines; anything bigger is a mistake
 MAX_BASE_URL = 200  # characters: a QR code must hold it and a slug
 EXAMPLE_BASE_URL = "https://specimens.example.org"
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # line breaks and controls
 FILE_KINDS = {
     stat.S_IFDIR: "a folder",
     stat.S_IFIFO: "a FIFO",

@@ -39,7 +39,8 @@ ENVIRONMENT = (
     "DOSSIER_SMTP_USER",
 )
 PASSWORD_FILE_VARIABLE = "DOSSIER_SMTP_PASSWORD_FILE"
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# what str.splitlines() and so the email package take for a line break, and other controls
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 HOST_NAME = re.compile(rf"{LABEL}(\.{LABEL})*\.?")
 MAX_SECRET_BYTES = 4096  # a password file holds one line; /dev/zero must not be read for ever
@@ -77,8 +78,8 @@ def header_text(text: str, where: str) -> str:
     found = CONTROL.search(text)
     if found:
         message = (
-            f"{text!r} has the control character U+{ord(found[0]):04X}; a mail header is one"
-            " line of printable text"
+            f"{text!r} has U+{ord(found[0]):04X}, a line break or control character; a mail"
+            " header is one line of printable text"
         )
         raise InvalidInput([Problem(where, None, "", message)])
     try:

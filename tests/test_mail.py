@@ -516,32 +516,24 @@ def refused_early(args, env=None, records="no-such-folder"):
     return result.stderr
 
 
+ONE_LINE = "a line break or control character; a mail header is one line of printable text"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (
-            ["--subject", "Hi\r\nBcc: all@example.org"],
-            "--subject: 'Hi\\r\\nBcc: all@example.org' has the control character U+000D; a mail"
-            " header is one line of printable text",
-        ),
-        (
-            ["--subject", "Hi\x00"],
-            "--subject: 'Hi\\x00' has the control character U+0000; a mail header is one line of"
-            " printable text",
-        ),
+        (["--subject", "Hi\r\nBcc: all@example.org"],
+         f"--subject: 'Hi\\r\\nBcc: all@example.org' has U+000D, {ONE_LINE}"),
+        (["--subject", "Hi\u2028Bcc: all@example.org"],
+         f"--subject: 'Hi\\u2028Bcc: all@example.org' has U+2028, {ONE_LINE}"),
+        (["--subject", "Hi\x00"], f"--subject: 'Hi\\x00' has U+0000, {ONE_LINE}"),
         (["--subject", "Hi \udcff"], "--subject: 'Hi \\udcff' holds bytes that are not UTF-8 text"),
-        (
-            ["--to", "Ann\nBcc: all@example.org <ann@example.org>"],
-            "--to: 'Ann\\nBcc: all@example.org <ann@example.org>' has the control character U+000A;"
-            " a mail header is one line of printable text",
-        ),
-        (
-            ["--from", "Desk\r\n <desk@example.org>"],
-            "--from: 'Desk\\r\\n <desk@example.org>' has the control character U+000D; a mail"
-            " header is one line of printable text",
-        ),
+        (["--to", "Ann\nBcc: all@example.org <ann@example.org>"],
+         f"--to: 'Ann\\nBcc: all@example.org <ann@example.org>' has U+000A, {ONE_LINE}"),
+        (["--from", "Desk\r\n <desk@example.org>"],
+         f"--from: 'Desk\\r\\n <desk@example.org>' has U+000D, {ONE_LINE}"),
     ],
-)
+)  # fmt: skip
 def test_line_breaks_in_headers_are_refused_naming_the_option(args, message, tmp_path):
     stderr = refused_early(["--to", "ann@example.org", "--eml-dir", tmp_path, *args])
     assert stderr == message + "\n"
