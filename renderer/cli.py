@@ -430,7 +430,9 @@ def mail(
     config = load_config(config_path, layout=layout)
     addresses = [post.parse_address(text) for text in recipients]
     sender_text = sender or config.mail.sender
-    from_address = post.parse_address(sender_text, "--from") if sender_text else None
+    sender_where = "--from" if sender else "mail.sender"
+    from_address = post.parse_address(sender_text, sender_where) if sender_text else None
+    subject = post.header_text(subject, "--subject") if subject else None
     server = None
     if eml_dir is None:
         if from_address is None:
@@ -440,11 +442,13 @@ def mail(
     with one_at_a_time(cache_dir), builder.session():
         entries = select_entries(records_dir, targets, store=builder.cache) if targets else []
         catalog = load_catalog(records_dir, store=builder.cache) if with_compendium else None
+        records = [entry.record for entry in entries]
+        subject = subject or post.default_subject(records, with_compendium, len(catalog or ()))
+        groups = [[address] for address in addresses] if each else [addresses]
+        if eml_dir is not None:  # a draft already there stops us before anything is rendered
+            post.draft_paths(subject, [group[0].addr_spec for group in groups], eml_dir)
         attachments = post.gather_attachments(entries, config, builder, catalog)
     post.check_size(attachments, config.mail.max_attachment_mb)
-    records = [entry.record for entry in entries]
-    subject = subject or post.default_subject(records, with_compendium, len(catalog or ()))
-    groups = [[address] for address in addresses] if each else [addresses]
     messages = [
         post.compose(records, attachments, recipients=group, subject=subject, config=config,
                      sender=from_address)

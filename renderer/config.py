@@ -4,16 +4,68 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from .problems import InvalidInput, Problem
 
 DEFAULT_CONFIG_NAME = "dossier.toml"
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+MAX_CONFIG_BYTES = 1_000_000  # a config file is a few lines; anything bigger is a mistake
+MAX_BASE_URL = 200  # characters: a QR code must hold it and a slug
+EXAMPLE_BASE_URL = "https://specimens.example.org"
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # line breaks and controls
+FILE_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def _one_line(text: str) -> str:
+    found = CONTROL.search(text)
+    if found:
+        raise PydanticCustomError(
+            "one_line",
+            "control character U+{code} at character {at}: a setting is one line of printable"
+            " text; remove it",
+            {"code": f"{ord(found[0]):04X}", "at": found.start() + 1},
+        )
+    return text
+
+
+def _http_address(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise PydanticCustomError(
+            "http_address", f"expected an http(s) address like {EXAMPLE_BASE_URL}"
+        )
+    if len(text) > MAX_BASE_URL:
+        raise PydanticCustomError(
+            "http_address",
+            "at most {limit} characters, so that a QR code holds it with a slug",
+            {"limit": MAX_BASE_URL},
+        )
+    return text
+
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_one_line)
+]
+HttpAddress = Annotated[str, AfterValidator(_http_address)]
+FilePath = Annotated[Path, AfterValidator(lambda path: Path(_one_line(str(path))))]
 
 
 class SmtpSettings(BaseModel):
@@ -22,7 +74,9 @@ class SmtpSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: Text | None = Field(None, description="Mail server host name or address.")
-    port: int | None = Field(None, ge=1, le=65535, description="Default 587 (starttls), 465 (tls).")
+    port: int | None = Field(
+        None, ge=1, le=65535, strict=True, description="Default 587 (starttls), 465 (tls)."
+    )
     security: Literal["starttls", "tls"] = Field(
         "starttls",
         description="starttls: required unless the host is loopback or --insecure is given;"
@@ -32,9 +86,11 @@ class SmtpSettings(BaseModel):
     password_env: Text = Field(
         "DOSSIER_SMTP_PASSWORD", description="Environment variable holding the password."
     )
-    password_file: Path | None = Field(None, description="File holding the password.")
-    ca_file: Path | None = Field(None, description="CA certificates to trust (PEM).")
-    timeout: float = Field(30, gt=0, description="Seconds to wait for the server.")
+    password_file: FilePath | None = Field(None, description="File holding the password.")
+    ca_file: FilePath | None = Field(None, description="CA certificates to trust (PEM).")
+    timeout: float = Field(
+        30, gt=0, le=3600, allow_inf_nan=False, description="Seconds to wait for the server."
+    )
 
 
 class MailSettings(BaseModel):
@@ -44,7 +100,10 @@ class MailSettings(BaseModel):
 
     sender: Text | None = Field(None, description="From address; --from overrides it.")
     max_attachment_mb: float = Field(
-        18, gt=0, description="Attachments per message, raw; 18 MB stays under 25 MB encoded."
+        18,
+        gt=0,
+        allow_inf_nan=False,
+        description="Attachments per message, raw; 18 MB stays under 25 MB encoded.",
     )
     smtp: SmtpSettings = SmtpSettings()
 
@@ -54,8 +113,8 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")] = Field(
-        "https://specimens.example.org", description="QR codes link to <base_url>/<slug>."
+    base_url: HttpAddress = Field(
+        EXAMPLE_BASE_URL, description="QR codes link to <base_url>/<slug>."
     )
     paper: Literal["a4", "letter"] = "a4"
     classification: Text = Field("CONFIDENTIAL", description="Default classification level.")
@@ -77,45 +136,110 @@ class Config(BaseModel):
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> Config:
-    """The config from `path` (or ./dossier.toml when present), with non-None overrides applied."""
+    """The config from `path` (or ./dossier.toml when present), with non-None overrides applied.
+
+    Overrides come from the command-line options of the same name (base_url: --base-url), so
+    their problems name the option.
+    """
     data: dict = {}
     name = str(path) if path is not None else DEFAULT_CONFIG_NAME
     text = ""
-    if path is not None or Path(DEFAULT_CONFIG_NAME).is_file():
+    if path is not None or _present(Path(DEFAULT_CONFIG_NAME)):
         text, data = _read(Path(name))
-    data.update({key: value for key, value in overrides.items() if value is not None})
+    given = {key: value for key, value in overrides.items() if value is not None}
+    data.update(given)
     try:
         return Config.model_validate(data)
     except ValidationError as error:
-        raise InvalidInput([_problem(name, text, detail) for detail in error.errors()]) from None
+        problems = [
+            _option_problem(detail) if detail["loc"][0] in given else _problem(name, text, detail)
+            for detail in error.errors()
+        ]
+        raise InvalidInput(problems) from None
+
+
+def _present(path: Path) -> bool:
+    """Whether anything is there, even a broken link or a folder: that is worth a word."""
+    return path.exists() or path.is_symlink()
 
 
 def _read(path: Path) -> tuple[str, dict]:
+    text = _text_of(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
         return text, tomllib.loads(text)
-    except FileNotFoundError:
-        raise InvalidInput([Problem(str(path), None, "", "config file not found")]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput([Problem(str(path), None, "", f"cannot read: {error}")]) from None
     except tomllib.TOMLDecodeError as error:
         found = re.search(r"\(at line (\d+)", str(error))
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
         line = int(found.group(1)) if found else None
         message = f"not valid TOML: {message[:1].lower()}{message[1:]}"
         raise InvalidInput([Problem(str(path), line, "", message)]) from None
+    except RecursionError:
+        message = "not valid TOML: values nested too deeply"
+        raise InvalidInput([Problem(str(path), None, "", message)]) from None
+
+
+def _text_of(path: Path) -> str:
+    """The file's text; a special file is refused unread, a huge one after the limit."""
+    try:
+        kind = path.stat().st_mode
+        if not stat.S_ISREG(kind):
+            what = FILE_KINDS.get(stat.S_IFMT(kind), "not a file")
+            raise _file_problem(path, f"not a regular file ({what}); a config file is TOML text")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise _file_problem(path, "config file not found") from None
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise _file_problem(path, f"cannot read: {reason}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise _file_problem(path, f"larger than {MAX_CONFIG_BYTES // 1_000_000} MB; not a config")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        message = f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8"
+        raise InvalidInput([Problem(str(path), line, "", message)]) from None
+
+
+def _file_problem(path: Path, message: str) -> InvalidInput:
+    return InvalidInput([Problem(str(path), None, "", message)])
+
+
+def _option_problem(detail: dict) -> Problem:
+    option = "--" + str(detail["loc"][0]).replace("_", "-")
+    return Problem(option, None, "", _message(detail))
 
 
 def _problem(name: str, text: str, detail: dict) -> Problem:
     key = ".".join(str(part) for part in detail["loc"])
-    found = re.search(rf"^\s*{re.escape(str(detail['loc'][-1]))}\s*=", text, re.MULTILINE)
-    line = text.count("\n", 0, found.start()) + 1 if found else None
+    line = _line_of(text, str(detail["loc"][-1]))
     if detail["type"] == "extra_forbidden":
         known = _model_at(detail["loc"][:-1]).model_fields
-        message = f"unknown setting (known: {', '.join(known)})"
+        what = "table" if isinstance(detail["input"], dict) else "setting"
+        message = f"unknown {what} (known: {', '.join(known)})"
     else:
-        message = f"{detail['msg'][:1].lower()}{detail['msg'][1:]} (got {detail['input']!r})"
+        message = _message(detail)
     return Problem(name, line, key, message)
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line where `key` is set (`key = ...`, `a.key = ...`) or opens a table (`[a.key]`)."""
+    name = re.escape(key)
+    found = re.search(
+        rf"^\s*(?:\[\s*(?:[\w\-]+\.)*{name}\s*\]|(?:[\w\-]+\.)*{name}\s*=)", text, re.MULTILINE
+    )
+    return text.count("\n", 0, found.start()) + 1 if found else None
+
+
+def _message(detail: dict) -> str:
+    return f"{detail['msg'][:1].lower()}{detail['msg'][1:]} (got {_shown(detail['input'])})"
+
+
+def _shown(value: object) -> str:
+    """The value as written, cut short: a message is one line."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(str(value))} characters)"
 
 
 def _model_at(location: tuple) -> type[BaseModel]:

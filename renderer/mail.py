@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import ipaddress
+import re
 import smtplib
 import socket
 import ssl
+import stat
 import tempfile
-from collections.abc import Mapping
+from base64 import b64decode, b64encode
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -34,6 +39,13 @@ ENVIRONMENT = (
     "DOSSIER_SMTP_USER",
 )
 PASSWORD_FILE_VARIABLE = "DOSSIER_SMTP_PASSWORD_FILE"
+# what str.splitlines() and so the email package take for a line break, and other controls
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+HOST_NAME = re.compile(rf"{LABEL}(\.{LABEL})*\.?")
+MAX_SECRET_BYTES = 4096  # a password file holds one line; /dev/zero must not be read for ever
+DRAFT_STEM_LENGTH = 60
+DRAFT_RECIPIENT_LENGTH = 80
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class Attachment:
 # -- addresses ---------------------------------------------------------------------------------
 def parse_address(text: str, where: str = "--to") -> Address:
     """One address ("ann@example.org" or "Ann <ann@example.org>"); InvalidInput otherwise."""
+    header_text(text, where)
     try:
         header = default_policy.header_factory("To", text)
         (address,) = header.addresses
@@ -58,6 +71,23 @@ def parse_address(text: str, where: str = "--to") -> Address:
     if not valid:
         raise InvalidInput([Problem(where, None, "", f"{text!r} is not an e-mail address")])
     return Address(address.display_name, address.username, _ascii_domain(address.domain))
+
+
+def header_text(text: str, where: str) -> str:
+    """Text that can go into a header as it is: one line, nothing invisible, valid Unicode."""
+    found = CONTROL.search(text)
+    if found:
+        message = (
+            f"{text!r} has U+{ord(found[0]):04X}, a line break or control character; a mail"
+            " header is one line of printable text"
+        )
+        raise InvalidInput([Problem(where, None, "", message)])
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        message = f"{text!r} holds bytes that are not UTF-8 text"
+        raise InvalidInput([Problem(where, None, "", message)]) from None
+    return text
 
 
 def _ascii_domain(domain: str) -> str:
@@ -114,10 +144,15 @@ def default_subject(records: list[Record], with_compendium: bool, specimens: int
         extra = f" and {len(records)} dossier(s)" if records else ""
         return f"Specimen compendium ({specimens} specimens){extra}"
     if len(records) == 1:
-        return f"Specimen dossier: {records[0].title}"
-    titles = ", ".join(record.title for record in records[:3])
+        return f"Specimen dossier: {_one_line(records[0].title)}"
+    titles = ", ".join(_one_line(record.title) for record in records[:3])
     more = f" and {len(records) - 3} more" if len(records) > 3 else ""
     return f"{len(records)} specimen dossiers: {titles}{more}"
+
+
+def _one_line(title: str) -> str:
+    """A title as a subject can carry it: a record's title may hold line breaks."""
+    return " ".join(title.split())
 
 
 def summary(record: Record, config: Config) -> dict:
@@ -175,27 +210,62 @@ def recipients_of(message: EmailMessage) -> list[str]:
 
 
 # -- drafts ------------------------------------------------------------------------------------
-def write_drafts(messages: list[EmailMessage], folder: Path) -> list[Path]:
-    """Each message as <subject>[--<recipient>].eml, opened as a draft by mail clients.
+def write_drafts(messages: list[EmailMessage], folder: Path) -> Iterator[Path]:
+    """Each message as a draft file (see draft_paths), opened as a draft by mail clients; each
+    path is given once its file is whole, so that a failure half-way leaves a known set.
 
     Existing files are never overwritten: every name is checked before anything is written.
     """
-    stem = slugify(str(messages[0]["Subject"]))[:60] or "dossier"
-    if len(messages) == 1:
+    first_recipients = [recipients_of(message)[0] for message in messages]
+    targets = draft_paths(str(messages[0]["Subject"]), first_recipients, folder)
+    for message, target in zip(messages, targets, strict=True):
+        message["X-Unsent"] = "1"  # Outlook and Thunderbird open the file as a draft to send
+        try:
+            write_atomic(target, message.as_bytes(policy=SMTP_POLICY))
+        except OSError as error:
+            problem = Problem(str(target), None, "", f"cannot write: {_reason(error)}")
+            raise InvalidInput([problem]) from None
+        yield target
+
+
+def draft_paths(subject: str, first_recipients: list[str], folder: Path) -> list[Path]:
+    """Where the drafts of messages to these (first) recipients go: <subject>.eml for one
+    message, <subject>--<recipient>.eml for each of several, a file of its own for every one.
+    InvalidInput, naming them, when any is already there: callers may ask before rendering."""
+    stem = slugify(subject)[:DRAFT_STEM_LENGTH].strip("-") or "dossier"
+    if len(first_recipients) == 1:
         names = [f"{stem}.eml"]
     else:
-        names = [f"{stem}--{slugify(recipients_of(m)[0])}.eml" for m in messages]
+        names = [f"{stem}--{name}.eml" for name in draft_names(first_recipients)]
     targets = [folder / name for name in names]
-    existing = [target for target in targets if target.exists()]
+    existing = [target for target in targets if target.exists() or target.is_symlink()]
     if existing:
         problems = [
             Problem(str(path), None, "", "already exists; not overwritten") for path in existing
         ]
         raise InvalidInput(problems)
-    for message, target in zip(messages, targets, strict=True):
-        message["X-Unsent"] = "1"  # Outlook and Thunderbird open the file as a draft to send
-        write_atomic(target, message.as_bytes(policy=SMTP_POLICY))
     return targets
+
+
+def draft_names(recipients: list[str]) -> Iterator[str]:
+    """A distinct file-name part per recipient: the address's slug, and where two slugs meet
+    (a.b@ and a-b@, or case only) a short hash of the exact address; a counter for repeats."""
+    slugs = [
+        slugify(recipient)[:DRAFT_RECIPIENT_LENGTH].strip("-") or "to" for recipient in recipients
+    ]
+    taken: set[str] = set()
+    for slug, recipient in zip(slugs, recipients, strict=True):
+        name = f"{slug}-{_short_hash(recipient)}" if slugs.count(slug) > 1 else slug
+        candidate, count = name, 1
+        while candidate in taken:
+            count += 1
+            candidate = f"{name}-{count}"
+        taken.add(candidate)
+        yield candidate
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 
 
 # -- SMTP --------------------------------------------------------------------------------------
@@ -214,7 +284,8 @@ class Server:
 
     @property
     def name(self) -> str:
-        return f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6, as --smtp takes it
+        return f"{host}:{self.port}"
 
     @property
     def is_loopback(self) -> bool:
@@ -232,13 +303,17 @@ def smtp_server(
     address: str | None = None,
     insecure: bool = False,
 ) -> Server:
-    """The server from the command line (HOST:PORT), else the environment, else the config."""
+    """The server from the command line (HOST:PORT), else the environment, else the config.
+
+    Everything that can be checked without connecting is checked here, before any rendering.
+    """
     host = environ.get("DOSSIER_SMTP_HOST") or settings.host
+    host_where = "DOSSIER_SMTP_HOST" if environ.get("DOSSIER_SMTP_HOST") else "mail.smtp.host"
     port_text = environ.get("DOSSIER_SMTP_PORT") or (settings.port and str(settings.port))
     where = "DOSSIER_SMTP_PORT" if environ.get("DOSSIER_SMTP_PORT") else "mail.smtp.port"
     if address:
-        host, _, port_text = address.rpartition(":") if ":" in address else (address, "", None)
-        host, where = host.strip("[]"), "--smtp"
+        host, port_text = _split_address(address)
+        where = host_where = "--smtp"
     security = environ.get("DOSSIER_SMTP_SECURITY") or settings.security
     if security not in DEFAULT_PORTS:
         raise _smtp_problem("DOSSIER_SMTP_SECURITY", f"{security!r}: use starttls or tls")
@@ -248,16 +323,61 @@ def smtp_server(
             " [mail.smtp] in dossier.toml (or write drafts with --eml-dir)"
         )
         raise _smtp_problem("smtp", message)
+    host = _ascii_host(host, host_where)
     port = _port(port_text, where) if port_text else DEFAULT_PORTS[security]
     user = environ.get("DOSSIER_SMTP_USER") or settings.user
+    if user:
+        user_where = "DOSSIER_SMTP_USER" if environ.get("DOSSIER_SMTP_USER") else "mail.smtp.user"
+        _check_secret(user, user_where)
     password = _password(settings, environ) if user else None
+    tls_context(settings.ca_file)  # a missing or broken CA file stops here, named
     return Server(
         host, port, security, user, password, settings.ca_file, settings.timeout, insecure
     )
 
 
+def _split_address(address: str) -> tuple[str, str | None]:
+    """HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT into host and port text."""
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", address)
+    if bracketed:
+        host, port_text = bracketed[1], bracketed[2]
+    elif address.count(":") > 1 and _is_ip(address):
+        host, port_text = address, None
+    elif address.count(":") > 1:
+        host, port_text = "", None
+    else:
+        host, colon, port_text = address.partition(":")
+        port_text = port_text if colon else None
+    if not host:
+        message = f"{address!r}: expected HOST:PORT (an IPv6 address in brackets: [::1]:25)"
+        raise _smtp_problem("--smtp", message)
+    return host, port_text
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _ascii_host(host: str, where: str) -> str:
+    """An IP address, or a host name in ASCII (an international one in its xn-- form)."""
+    if _is_ip(host):
+        return host
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        name = ""
+    if not (HOST_NAME.fullmatch(name) and len(name) <= 253):
+        raise _smtp_problem(where, f"{host!r} is not a host name or an IP address")
+    return name
+
+
 def _port(text: str, where: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    # isdigit() alone takes "²" and other digits that int() cannot read
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise _smtp_problem(where, f"{text!r} is not a port number (1-65535)")
     return int(text)
 
@@ -265,7 +385,7 @@ def _port(text: str, where: str) -> int:
 def _password(settings: SmtpSettings, environ: Mapping[str, str]) -> str:
     """From the environment variable, else the password file; never from the command line."""
     if environ.get(settings.password_env):
-        return environ[settings.password_env]
+        return _check_secret(environ[settings.password_env], settings.password_env)
     file = environ.get(PASSWORD_FILE_VARIABLE) or settings.password_file
     if not file:
         message = (
@@ -273,10 +393,60 @@ def _password(settings: SmtpSettings, environ: Mapping[str, str]) -> str:
             f" file in {PASSWORD_FILE_VARIABLE} or mail.smtp.password_file"
         )
         raise _smtp_problem("password", message)
+    password = _read_small_text(Path(file), "the password file").strip("\r\n")
+    if not password:
+        raise _smtp_problem(str(file), "the password file is empty")
+    return password
+
+
+def _check_secret(text: str, where: str) -> str:
+    """A user name or password as it will be sent: UTF-8, never shown in the message."""
     try:
-        return Path(file).read_text(encoding="utf-8").strip("\r\n")
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _smtp_problem(where, "holds bytes that are not UTF-8 text") from None
+    return text
+
+
+def _read_small_text(path: Path, what: str) -> str:
+    """A short UTF-8 file; special files are refused unread, so a FIFO cannot hang us."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise _smtp_problem(str(path), f"cannot read {what}: not a regular file")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_SECRET_BYTES + 1)
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the name
+        raise _smtp_problem(str(path), f"cannot read {what}: {_reason(error)}") from None
+    if len(data) > MAX_SECRET_BYTES:
+        raise _smtp_problem(str(path), f"{what} is over {MAX_SECRET_BYTES} bytes; not one line")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _smtp_problem(str(path), f"{what} is not UTF-8 text; save it as UTF-8") from None
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Certificate checks against the system's CAs, or those of ca_file (named if unusable)."""
+    if ca_file is None:
+        return ssl.create_default_context()
+    try:
+        if not stat.S_ISREG(ca_file.stat().st_mode):
+            raise _ca_problem(ca_file, "cannot read: not a regular file")
+        return ssl.create_default_context(cafile=ca_file)
+    except ssl.SSLError:
+        raise _ca_problem(ca_file, "no PEM certificates in it") from None
     except OSError as error:
-        raise _smtp_problem(str(file), f"cannot read the password file: {error.strerror}") from None
+        raise _ca_problem(ca_file, f"cannot read: {_reason(error)}") from None
+
+
+def _ca_problem(ca_file: Path, message: str) -> InvalidInput:
+    return InvalidInput([Problem(str(ca_file), None, "mail.smtp.ca_file", message)])
+
+
+def _reason(error: BaseException) -> str:
+    """An OS error's reason as the rest of a sentence: `no such file or directory`."""
+    text = getattr(error, "strerror", None) or str(error)
+    return text[:1].lower() + text[1:]
 
 
 def _smtp_problem(where: str, message: str) -> InvalidInput:
@@ -285,6 +455,15 @@ def _smtp_problem(where: str, message: str) -> InvalidInput:
 
 class CleartextRefused(smtplib.SMTPException):
     """The server offers no STARTTLS, and clear text is not allowed for it."""
+
+
+class NoLoginMethod(smtplib.SMTPException):
+    """A user is set, but the server offers no login method this program knows."""
+
+
+# Everything that talking to a server can raise: OS and TLS errors, SMTP answers, and the
+# ValueErrors (UnicodeError among them) that smtplib and socket raise on odd input.
+FAILURES = (OSError, smtplib.SMTPException, ValueError)
 
 
 @dataclass
@@ -305,10 +484,10 @@ def send(messages: list[EmailMessage], server: Server) -> list[Delivery]:
     deliveries = []
     try:
         connection = _connect(server)
-    except (OSError, smtplib.SMTPException) as error:
+    except FAILURES as error:
         reason = describe_failure(error, server)
         return [_failed(message, reason) for message in messages]
-    with connection:
+    try:
         for message in messages:
             delivery = _send_one(connection, message, server)
             deliveries.append(delivery)
@@ -316,11 +495,13 @@ def send(messages: list[EmailMessage], server: Server) -> list[Delivery]:
                 reason = "connection lost before this message"
                 deliveries += [_failed(m, reason) for m in messages[len(deliveries) :]]
                 break
+    finally:
+        _quit(connection)
     return deliveries
 
 
 def _connect(server: Server) -> smtplib.SMTP:
-    context = ssl.create_default_context(cafile=server.ca_file)
+    context = tls_context(server.ca_file)
     if server.security == "tls":
         connection = smtplib.SMTP_SSL(
             server.host, server.port, timeout=server.timeout, context=context
@@ -346,17 +527,57 @@ def _connect(server: Server) -> smtplib.SMTP:
     return connection
 
 
+def _quit(connection: smtplib.SMTP) -> None:
+    """Say goodbye; whatever the server answers, or fails to, the messages' fate is known."""
+    try:
+        connection.quit()
+    except FAILURES:
+        pass
+    finally:
+        connection.close()
+
+
 def _login(connection: smtplib.SMTP, user: str, password: str) -> None:
-    """One attempt with the best mechanism offered (smtplib's login() tries each in turn, and
-    servers may hang up after the first refusal, hiding its answer)."""
+    """One attempt with the best mechanism offered (servers may hang up after a first refusal,
+    hiding its answer). Names and passwords go as UTF-8, as RFC 4616 has it for PLAIN: smtplib's
+    own login() sends only ASCII."""
     offered = connection.esmtp_features.get("auth", "").upper().split()
-    connection.user, connection.password = user, password
     for name in ("CRAM-MD5", "PLAIN", "LOGIN"):
         if name in offered:
-            method = getattr(connection, f"auth_{name.lower().replace('-', '_')}")
-            connection.auth(name, method, initial_response_ok=name != "LOGIN")
+            code, answer = LOGINS[name](connection, user.encode(), password.encode())
+            if code not in (235, 503):  # 503: already logged in
+                raise smtplib.SMTPAuthenticationError(code, answer)
             return
-    raise smtplib.SMTPNotSupportedError(f"no login method this program knows of: {offered}")
+    raise NoLoginMethod(", ".join(offered) or "none")
+
+
+def _login_plain(connection: smtplib.SMTP, user: bytes, password: bytes) -> tuple[int, bytes]:
+    response = _base64(b"\0".join((b"", user, password)))
+    return connection.docmd("AUTH", f"PLAIN {response}")
+
+
+def _login_login(connection: smtplib.SMTP, user: bytes, password: bytes) -> tuple[int, bytes]:
+    code, answer = connection.docmd("AUTH", "LOGIN")
+    for secret in (user, password):
+        if code != 334:
+            break
+        code, answer = connection.docmd(_base64(secret))
+    return code, answer
+
+
+def _login_cram_md5(connection: smtplib.SMTP, user: bytes, password: bytes) -> tuple[int, bytes]:
+    code, answer = connection.docmd("AUTH", "CRAM-MD5")
+    if code != 334:
+        return code, answer
+    digest = hmac.new(password, b64decode(answer), "md5").hexdigest()
+    return connection.docmd(_base64(user + b" " + digest.encode()))
+
+
+def _base64(data: bytes) -> str:
+    return b64encode(data).decode("ascii")
+
+
+LOGINS = {"CRAM-MD5": _login_cram_md5, "PLAIN": _login_plain, "LOGIN": _login_login}
 
 
 def _send_one(connection: smtplib.SMTP, message: EmailMessage, server: Server) -> Delivery:
@@ -365,7 +586,7 @@ def _send_one(connection: smtplib.SMTP, message: EmailMessage, server: Server) -
         refused = connection.send_message(message)
     except smtplib.SMTPRecipientsRefused as error:
         refused = error.recipients
-    except (OSError, smtplib.SMTPException) as error:
+    except FAILURES as error:
         return _failed(message, describe_failure(error, server))
     reasons = {recipient: _response(*answer) for recipient, answer in refused.items()}
     accepted = [recipient for recipient in recipients if recipient not in reasons]
@@ -379,7 +600,7 @@ def _failed(message: EmailMessage, reason: str) -> Delivery:
 def _is_disconnected(connection: smtplib.SMTP) -> bool:
     try:
         return connection.noop()[0] != 250
-    except (OSError, smtplib.SMTPException):
+    except FAILURES:
         return True
 
 
@@ -390,8 +611,15 @@ def _response(code: int, text: bytes | str) -> str:
 
 def describe_failure(error: BaseException, server: Server) -> str:
     """One line for anything that stops a message; passwords never appear in it."""
+    if isinstance(error, smtplib.SMTPServerDisconnected) and isinstance(error.__context__, OSError):
+        error = error.__context__  # smtplib hides a timeout or reset behind "disconnected"
     if isinstance(error, CleartextRefused):
         return str(error)
+    if isinstance(error, NoLoginMethod):
+        return (
+            f"a user is set, but {server.name} offers no login method this program knows"
+            f" (it offers: {error}; known: CRAM-MD5, PLAIN, LOGIN)"
+        )
     if isinstance(error, smtplib.SMTPAuthenticationError):
         answer = _response(error.smtp_code, error.smtp_error)
         return f"login as {server.user!r} refused by {server.name}: {answer}"
@@ -405,8 +633,12 @@ def describe_failure(error: BaseException, server: Server) -> str:
         return f"{server.name} did not answer within {server.timeout:g} s"
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"TLS with {server.name} failed: {error.verify_message} (see mail.smtp.ca_file)"
+    if isinstance(error, ssl.SSLError) and error.reason == "WRONG_VERSION_NUMBER":
+        return f"{server.name} does not speak TLS from the first byte; use starttls for it"
     if isinstance(error, ssl.SSLError):
         return f"TLS with {server.name} failed: {error.reason or error}"
-    if isinstance(error, smtplib.SMTPServerDisconnected):
+    if isinstance(error, smtplib.SMTPServerDisconnected | ConnectionResetError | BrokenPipeError):
         return f"{server.name} closed the connection"
+    if isinstance(error, OSError):
+        return f"cannot talk to {server.name}: {_reason(error)}"
     return f"{server.name}: {error}"
