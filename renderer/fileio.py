@@ -205,42 +205,37 @@ def _running(pid: int) -> bool:
 def exclusive(folder: Path, say: Callable[[str], None] = print) -> Iterator[None]:
     """One command at a time in `folder` (the build cache): a second one waits, saying for whom."""
     make_folder(folder)
-    with _lock_file(folder / LOCK_NAME) as handle:
+    handle = _open_lock(folder / LOCK_NAME)
+    try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read(200).strip() or "another dossier command"
-            say(f"{folder}: waiting for {holder} to finish")
+            holder = os.pread(handle, 200, 0).decode(errors="replace").strip()
+            say(f"{folder}: waiting for {holder or 'another dossier command'} to finish")
             fcntl.flock(handle, fcntl.LOCK_EX)
         _note_holder(handle, f"process {os.getpid()}")
         try:
             yield
         finally:
             _note_holder(handle, "")
+    finally:
+        os.close(handle)
 
 
-@contextmanager
-def _lock_file(path: Path):
+def _open_lock(path: Path) -> int:
     """The lock file, opened without following a link or waiting on a FIFO; only a plain file."""
     with contextlib.suppress(FileNotFoundError):
-        kind = stat.S_IFMT(os.lstat(path).st_mode)
+        kind = stat.S_IFMT(path.lstat().st_mode)
         if kind != stat.S_IFREG:
             raise refused(path, KINDS.get(kind, "not a plain file"), "use it as the lock")
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        handle = os.open(path, flags, 0o666)
+        return os.open(path, flags, 0o666)
     except OSError as error:
         raise InvalidInput([os_problem(error, "open the lock")]) from None
-    with os.fdopen(handle, "r+", encoding="utf-8", errors="replace") as stream:
-        yield stream
 
 
-def _note_holder(handle, text: str) -> None:
-    with contextlib.suppress(
-        OSError
-    ):  # only a courtesy to whoever waits: a full disk is no reason to stop
-        handle.seek(0)
-        handle.truncate()
-        handle.write(text)
-        handle.flush()
+def _note_holder(handle: int, text: str) -> None:
+    with contextlib.suppress(OSError):  # a courtesy to whoever waits; a full disk won't stop us
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, text.encode(), 0)
