@@ -10,7 +10,7 @@ import stat
 from importlib import metadata
 from pathlib import Path
 
-from .fileio import write_atomic
+from .fileio import remove_dead_temporaries, write_atomic
 from .layouts import FONTS_DIR, Layout
 
 FORMAT = b"dossier-cache 1"
@@ -79,6 +79,14 @@ class RenderCache:
                 path.unlink()
             return None
         return body
+
+    def remove_dead_temporaries(self) -> None:
+        """What killed commands left half-written in the entry folders (each is otherwise
+        tidied only when something is next written into it); nothing else is looked at."""
+        with contextlib.suppress(OSError):
+            for folder in self.folder.glob("[0-9a-f][0-9a-f]"):
+                if folder.is_dir() and not folder.is_symlink():
+                    remove_dead_temporaries(folder)
 
     def put(self, key: str, pdf: bytes) -> None:
         header = FORMAT + b" " + hashlib.sha256(pdf).hexdigest().encode() + b"\n"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from pathlib import Path
 
 import click
 
-EXIT_CODES = """Exit codes: 0 success; 1 invalid input (every problem is listed as
-path:line: field: message); 2 wrong usage."""
+EXIT_CODES = """Exit codes: 0 success; 1 invalid input or a file that cannot be written (every
+problem is listed as path:line: field: message); 2 wrong usage."""
 
 records_option = click.option(
     "--records",
@@ -226,11 +227,15 @@ def make_builder(cache_dir: Path, jobs: int | None, quiet: bool, scheduler: str 
     return Builder(cache_dir, workers=jobs, scheduler=scheduler, progress=progress)
 
 
+@contextlib.contextmanager
 def one_at_a_time(cache_dir: Path):
     """Commands sharing a cache (and so an output folder, by default) run one after another."""
+    from .cache import RenderCache
     from .fileio import exclusive
 
-    return exclusive(cache_dir, say=lambda message: click.echo(message, err=True))
+    with exclusive(cache_dir, say=lambda message: click.echo(message, err=True)):
+        RenderCache(cache_dir).remove_dead_temporaries()
+        yield
 
 
 def _progress_bar():

@@ -120,7 +120,7 @@ def atomic_writer(path: Path, *, overwrite: bool = True) -> Iterator[_Temporary]
     if not overwrite:
         _refuse_existing(path)
     make_folder(target.parent)
-    _remove_dead_temporaries(target.parent)
+    remove_dead_temporaries(target.parent)
     try:
         handle, temporary = _create_temporary(target)
     except OSError as error:
@@ -178,7 +178,7 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
         return handle, temporary
 
 
-def _remove_dead_temporaries(folder: Path) -> None:
+def remove_dead_temporaries(folder: Path) -> None:
     """Temporary files in `folder` (not below it) whose dossier process is gone: a killed run's."""
     if folder in _swept:
         return

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from renderer.cache import RENDERING_MODULES, RenderCache, inputs_fingerprint
+from renderer.fileio import TEMPORARY_PREFIX
 from renderer.layouts import Layout
 from renderer.problems import InvalidInput
 from tests.conftest import modules_after
@@ -68,3 +69,15 @@ def test_a_subfolder_that_is_a_file_is_reported_in_one_line(tmp_path):
         f"{cache.path(key)}: cannot write: not a directory"
     ]
     assert (tmp_path / "ab").read_bytes() == b"someone's file"
+
+
+def test_only_dead_runs_temporaries_in_the_entry_folders_are_removed(tmp_path):
+    stale = f"{TEMPORARY_PREFIX}999999999.0123abcd.x.cache"  # no pid is that high: dead
+    for folder in ("ab", ".git", "notes", "ab/cd"):
+        (tmp_path / folder).mkdir(parents=True)
+    paths = [tmp_path / folder / stale for folder in ("ab", ".git", "notes", "ab/cd", ".")]
+    paths.append(tmp_path / "ab" / ".x.cache.ab12cd34.tmp")
+    for path in paths:
+        path.write_bytes(b"x")
+    RenderCache(tmp_path).remove_dead_temporaries()
+    assert [path.exists() for path in paths] == [False, True, True, True, True, True]
