@@ -72,6 +72,11 @@ def _last_resort_problem(error: Exception):
     return Problem("dossier", None, "", message + "set DOSSIER_DEBUG=1 for the traceback)")
 
 
+def in_folder(path: str, name: str) -> Path:
+    """An output path as given; one that ends in / is a folder, which gets the file `name`."""
+    return Path(path, name) if path.endswith("/") else Path(path)
+
+
 def show_problems(problems) -> None:
     for problem in problems:
         click.echo(str(problem), err=True)
@@ -147,12 +152,12 @@ def import_(files: tuple[Path, ...], records_dir: Path, config_path: Path | None
 @main.command(epilog=EXIT_CODES)
 @click.option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the schema to this file instead of printing it.",
+    help="Write the schema to this file instead of printing it; a folder (ending in /) gets "
+    "<output>/record.schema.json.",
 )
 @reports_invalid_input
-def schema(output: Path | None) -> None:
+def schema(output: str | None) -> None:
     """Print the JSON Schema of a record (records point editors at schema/record.schema.json)."""
     from .fileio import write_atomic
     from .model import json_schema
@@ -161,8 +166,9 @@ def schema(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        write_atomic(output, text.encode())
-        click.echo(str(output))
+        path = in_folder(output, "record.schema.json")
+        write_atomic(path, text.encode())
+        click.echo(str(path))
 
 
 @main.command(epilog=EXIT_CODES)
@@ -327,7 +333,7 @@ def compendium(
     from .fileio import replaceable
     from .records import load_catalog
 
-    out = Path(out, "compendium.pdf") if out.endswith("/") else Path(out)
+    out = in_folder(out, "compendium.pdf")
     replaceable(out)  # a FIFO or device there is refused before rendering
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)

@@ -1,7 +1,7 @@
 """Writing files so that readers only ever see a complete file, and one writer at a time.
 
 Only regular files are replaced (a symbolic link's target is written in its own folder); a
-temporary file has a name only this tool makes, `.dossier-tmp.<pid>.<random>.<name>`, and only
+temporary file has a name only this tool makes, `.dossier-tmp.<pid>.<random>.<name>.tmp`, and only
 the process that made it removes it, or a later one once that process has died. Every OS error
 becomes one located problem: `{path}: cannot {action}: {reason}`.
 """
@@ -23,7 +23,7 @@ from .problems import InvalidInput, Problem
 
 LOCK_NAME = ".dossier.lock"
 TEMPORARY_PREFIX = ".dossier-tmp."
-TEMPORARY = re.compile(r"\.dossier-tmp\.([1-9][0-9]{0,9})\.[0-9a-f]{8}\..*", re.DOTALL)
+TEMPORARY = re.compile(r"\.dossier-tmp\.([1-9][0-9]{0,9})\.[0-9a-f]{8}\..*\.tmp", re.DOTALL)
 NAME_MAX = 255  # bytes in one file name, on every common file system
 
 KINDS = {
@@ -79,7 +79,7 @@ def replaceable(path: Path) -> Path:
     except OSError as error:
         raise InvalidInput([os_problem(error, "write", path)]) from None
     if not stat.S_ISREG(mode):
-        raise refused(path, KINDS.get(stat.S_IFMT(mode), "not a plain file"))
+        raise refused(path, KINDS.get(stat.S_IFMT(mode), "of an unknown kind"))
     return Path(os.path.realpath(path))
 
 
@@ -167,14 +167,16 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
     while True:
         stem = f"{TEMPORARY_PREFIX}{os.getpid()}.{secrets.token_hex(4)}."
-        room = NAME_MAX - len(stem.encode())
-        temporary = target.parent / (stem + os.fsdecode(os.fsencode(target.name)[:room]))
+        room = NAME_MAX - len(stem.encode()) - len(".tmp")
+        name = os.fsdecode(os.fsencode(target.name)[:room])  # may be cut short: it only helps
+        temporary = target.parent / f"{stem}{name}.tmp"  # no glob for *.pdf takes it for one
         try:
             handle = os.open(temporary, flags, 0o666)
         except FileExistsError:  # 2**32 names: only ever another of ours, so try the next
             continue
         if mode is not None:
-            os.fchmod(handle, mode)
+            with contextlib.suppress(OSError):  # keeping the mode is a courtesy, not a must
+                os.fchmod(handle, mode)
         return handle, temporary
 
 
@@ -224,15 +226,15 @@ def exclusive(folder: Path, say: Callable[[str], None] = print) -> Iterator[None
 
 def _open_lock(path: Path) -> int:
     """The lock file, opened without following a link or waiting on a FIFO; only a plain file."""
-    with contextlib.suppress(FileNotFoundError):
-        kind = stat.S_IFMT(path.lstat().st_mode)
-        if kind != stat.S_IFREG:
-            raise refused(path, KINDS.get(kind, "not a plain file"), "use it as the lock")
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
+        with contextlib.suppress(FileNotFoundError):
+            kind = stat.S_IFMT(path.lstat().st_mode)
+            if kind != stat.S_IFREG:
+                raise refused(path, KINDS.get(kind, "of an unknown kind"), "use it as the lock")
         return os.open(path, flags, 0o666)
     except OSError as error:
-        raise InvalidInput([os_problem(error, "open the lock")]) from None
+        raise InvalidInput([os_problem(error, "open the lock", path)]) from None
 
 
 def _note_holder(handle: int, text: str) -> None:

@@ -72,7 +72,7 @@ def test_a_subfolder_that_is_a_file_is_reported_in_one_line(tmp_path):
 
 
 def test_only_dead_runs_temporaries_in_the_entry_folders_are_removed(tmp_path):
-    stale = f"{TEMPORARY_PREFIX}999999999.0123abcd.x.cache"  # no pid is that high: dead
+    stale = f"{TEMPORARY_PREFIX}999999999.0123abcd.x.cache.tmp"  # no pid is that high: dead
     for folder in ("ab", ".git", "notes", "ab/cd"):
         (tmp_path / folder).mkdir(parents=True)
     paths = [tmp_path / folder / stale for folder in ("ab", ".git", "notes", "ab/cd", ".")]

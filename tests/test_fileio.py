@@ -75,14 +75,14 @@ def test_only_temporaries_of_dead_dossier_processes_are_removed_and_never_below(
     (out / ".git").mkdir(parents=True)
     (out / "sub").mkdir()
     gone, alive = dead_pid(), os.getppid()
-    stale = out / f"{TEMPORARY_PREFIX}{gone}.0123abcd.sdet.pdf"
+    stale = out / f"{TEMPORARY_PREFIX}{gone}.0123abcd.sdet.pdf.tmp"
     kept = [
         out / ".thesis.docx.ab12cd34.tmp",  # another program's
         out / ".git" / ".x.tmp",
-        out / ".git" / f"{TEMPORARY_PREFIX}{gone}.0123abcd.x",  # below: never looked at
-        out / "sub" / f"{TEMPORARY_PREFIX}{gone}.0123abcd.y.pdf",
-        out / f"{TEMPORARY_PREFIX}{alive}.0123abcd.sdet.pdf",  # a running process is writing it
-        out / f"{TEMPORARY_PREFIX}{gone}.nothex00.sdet.pdf",  # not a name we make
+        out / ".git" / f"{TEMPORARY_PREFIX}{gone}.0123abcd.x.tmp",  # below: never looked at
+        out / "sub" / f"{TEMPORARY_PREFIX}{gone}.0123abcd.y.pdf.tmp",
+        out / f"{TEMPORARY_PREFIX}{alive}.0123abcd.sdet.pdf.tmp",  # a running process is writing it
+        out / f"{TEMPORARY_PREFIX}{gone}.nothex00.sdet.pdf.tmp",  # not a name we make
         out / "keep.pdf",
     ]
     for path in [stale, *kept]:
@@ -94,8 +94,8 @@ def test_only_temporaries_of_dead_dossier_processes_are_removed_and_never_below(
 
 def test_a_stale_folder_or_link_with_our_name_is_left_alone(tmp_path):
     gone = dead_pid()
-    folder = tmp_path / f"{TEMPORARY_PREFIX}{gone}.0123abcd.d"
-    link = tmp_path / f"{TEMPORARY_PREFIX}{gone}.0123abcd.l"
+    folder = tmp_path / f"{TEMPORARY_PREFIX}{gone}.0123abcd.d.tmp"
+    link = tmp_path / f"{TEMPORARY_PREFIX}{gone}.0123abcd.l.tmp"
     folder.mkdir()
     link.symlink_to("elsewhere")
     write_atomic(tmp_path / "a.pdf", b"x")

@@ -158,12 +158,12 @@ def test_a_link_as_out_has_its_target_written_and_other_files_are_left_alone(fol
     link = out / f"{SEED_SLUG}.pdf"
     link.symlink_to("../kept/real.pdf")
     theirs = [out / ".thesis.docx.ab12cd34.tmp", out / ".git" / ".x.tmp",
-              out / ".git" / f"{TEMPORARY_PREFIX}999999999.0123abcd.x.pdf"]  # fmt: skip
+              out / ".git" / f"{TEMPORARY_PREFIX}999999999.0123abcd.x.pdf.tmp"]  # fmt: skip
     for path in theirs:
         path.write_bytes(b"not ours")
     before = [state(path) for path in theirs]
     # a killed run's, writing through the link (its pid is above any pid_max: dead)
-    stale = kept / f"{TEMPORARY_PREFIX}999999999.0123abcd.real.pdf"
+    stale = kept / f"{TEMPORARY_PREFIX}999999999.0123abcd.real.pdf.tmp"
     stale.write_bytes(b"half a dossier")
     done = dossier(folder, "render", SEED_SLUG, "--out", "out", "--cache", "out/.cache", *QUIET)
     assert (done.returncode, done.stdout) == (0, f"out/{SEED_SLUG}.pdf\n"), done.stderr
@@ -174,11 +174,17 @@ def test_a_link_as_out_has_its_target_written_and_other_files_are_left_alone(fol
     assert sorted(p.name for p in kept.iterdir()) == ["real.pdf"]
 
 
-def test_a_compendium_out_ending_in_a_slash_is_a_folder(folder):
+def test_an_output_ending_in_a_slash_is_a_folder(folder):
     done = dossier(folder, "compendium", "--out", "bound/", "--cache", "cache", *QUIET)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("bound/compendium.pdf (")
-    assert sorted(p.name for p in (folder / "bound").iterdir()) == ["compendium.pdf"]
+    done = dossier(folder, "schema", "--output", "bound/")
+    assert (done.returncode, done.stdout) == (0, "bound/record.schema.json\n"), done.stderr
+    assert sorted(p.name for p in (folder / "bound").iterdir()) == [
+        "compendium.pdf", "record.schema.json"
+    ]  # fmt: skip
+    refused(dossier(folder, "schema", "--output", "bound"),
+            "bound: not a regular file (a folder); refusing to replace it")  # fmt: skip
 
 
 def test_two_commands_sharing_an_out_folder_both_succeed(folder):
