@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from renderer.cli import main
-from renderer.fileio import LOCK_NAME, TEMPORARY_PREFIX
+from renderer.fileio import LOCK_NAME, TEMPORARY_PREFIX, atomic_writer
+from renderer.problems import InvalidInput
 from tests.conftest import ROOT, SEED_SLUG, small_catalog
 
 AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts)")
@@ -275,6 +276,12 @@ def test_a_full_disk(folder, mount):
     refused(done)
     assert done.stderr.startswith("full/cache/") and done.stderr.endswith(
         ".cache: cannot write: no space left on device\n")  # fmt: skip
+    with pytest.raises(InvalidInput) as raised, atomic_writer(full / "schema.json") as stream:
+        for _ in range(64):  # streamed, as the compendium is written
+            stream.write(b"x" * 16384)
+    assert [str(p) for p in raised.value.problems] == [
+        f"{full}/schema.json: cannot write: no space left on device"
+    ]
     assert {name: state(full / name) for name in kept} == kept
     leftovers = [p for p in full.rglob("*") if p.name.startswith(TEMPORARY_PREFIX)]
     assert leftovers == []
