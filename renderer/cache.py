@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import stat
 from importlib import metadata
 from pathlib import Path
 
-from .fileio import write_atomic
+from .fileio import remove_dead_temporaries, write_atomic
 from .layouts import FONTS_DIR, Layout
 
 FORMAT = b"dossier-cache 1"
@@ -63,18 +66,45 @@ class RenderCache:
         return self.folder / key[:2] / f"{key}.cache"
 
     def get(self, key: str) -> bytes | None:
-        """The cached bytes, or None when absent, damaged or of another format (then removed)."""
+        """The cached bytes, or None when absent, unreadable, not a plain file, damaged or of
+        another format (a damaged entry is removed; anything else there is left for `put` to
+        report)."""
         path = self.path(key)
-        try:
-            raw = path.read_bytes()
-        except OSError:
+        raw = _read_plain_file(path)
+        if raw is None:
             return None
         header, _, body = raw.partition(b"\n")
         if header != FORMAT + b" " + hashlib.sha256(body).hexdigest().encode():
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only cache keeps it; it is never trusted
+                path.unlink()
             return None
         return body
+
+    def remove_dead_temporaries(self) -> None:
+        """What killed commands left half-written in the entry folders (each is otherwise
+        tidied only when something is next written into it); nothing else is looked at."""
+        with contextlib.suppress(OSError):
+            for folder in self.folder.glob("[0-9a-f][0-9a-f]"):
+                if folder.is_dir() and not folder.is_symlink():
+                    remove_dead_temporaries(folder)
 
     def put(self, key: str, pdf: bytes) -> None:
         header = FORMAT + b" " + hashlib.sha256(pdf).hexdigest().encode() + b"\n"
         write_atomic(self.path(key), header + pdf)
+
+
+def _read_plain_file(path: Path) -> bytes | None:
+    """The bytes of a regular file; None for anything else, without waiting on a FIFO."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return None
+        with os.fdopen(handle, "rb", closefd=False) as stream:
+            return stream.read()
+    except OSError:
+        return None
+    finally:
+        os.close(handle)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from pathlib import Path
 
 import click
 
-EXIT_CODES = """Exit codes: 0 success; 1 invalid input (every problem is listed as
-path:line: field: message); 2 wrong usage."""
+EXIT_CODES = """Exit codes: 0 success; 1 invalid input or a file that cannot be written (every
+problem is listed as path:line: field: message); 2 wrong usage."""
 
 records_option = click.option(
     "--records",
@@ -29,19 +30,51 @@ config_option = click.option(
 
 
 def reports_invalid_input(command):
-    """Turn InvalidInput into its list of problems on stderr and exit code 1."""
+    """Every failure of a command as one line per problem on stderr, exit code 1.
+
+    InvalidInput lists its problems; an OS error names its path; anything else is reported as
+    an internal error (DOSSIER_DEBUG=1 shows its traceback). Click's own exits pass through.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        import os
+
         from .problems import InvalidInput
 
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except InvalidInput as error:
             show_problems(error.problems)
-            raise SystemExit(1) from None
+        except Exception as error:
+            if os.environ.get("DOSSIER_DEBUG") == "1":
+                raise
+            if isinstance(error, BrokenPipeError):  # a reader such as `head` has gone
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            show_problems([_last_resort_problem(error)])
+        raise SystemExit(1)
 
+    wrapper.reports_failures = True  # tests check that every command has it
     return wrapper
+
+
+def _last_resort_problem(error: Exception):
+    from .fileio import os_problem
+    from .problems import Problem
+
+    if isinstance(error, OSError):
+        return os_problem(error, "access" if error.filename else "continue")
+    text = " ".join(str(error).split())[:300]
+    what = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    message = f"internal error: {what} (please report this; "
+    return Problem("dossier", None, "", message + "set DOSSIER_DEBUG=1 for the traceback)")
+
+
+def in_folder(path: str, name: str) -> Path:
+    """An output path as given; one that ends in / is a folder, which gets the file `name`."""
+    return Path(path, name) if path.endswith("/") else Path(path)
 
 
 def show_problems(problems) -> None:
@@ -86,7 +119,7 @@ def check(records_dir: Path, config_path: Path | None, strict: bool) -> None:
 def import_(files: tuple[Path, ...], records_dir: Path, config_path: Path | None, force: bool):
     """Import records from the scraped FILE RECORD text format into <records>/<slug>.yaml."""
     from .config import load_config
-    from .fileio import write_atomic
+    from .fileio import AlreadyExists, write_atomic
     from .problems import InvalidInput
     from .records import dump_record
     from .textimport import import_file
@@ -101,11 +134,16 @@ def import_(files: tuple[Path, ...], records_dir: Path, config_path: Path | None
             failed = True
             continue
         target = records_dir / f"{record.slug}.yaml"
-        if target.exists() and not force:
+        try:
+            write_atomic(target, dump_record(record).encode(), overwrite=force)
+        except AlreadyExists:
             click.echo(f"{file}: {target} already exists; use --force to overwrite it", err=True)
             failed = True
             continue
-        write_atomic(target, dump_record(record).encode())
+        except InvalidInput as error:
+            show_problems(error.problems)
+            failed = True
+            continue
         click.echo(str(target))
     if failed:
         raise SystemExit(1)
@@ -114,11 +152,12 @@ def import_(files: tuple[Path, ...], records_dir: Path, config_path: Path | None
 @main.command(epilog=EXIT_CODES)
 @click.option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the schema to this file instead of printing it.",
+    help="Write the schema to this file instead of printing it; a folder (ending in /) gets "
+    "<output>/record.schema.json.",
 )
-def schema(output: Path | None) -> None:
+@reports_invalid_input
+def schema(output: str | None) -> None:
     """Print the JSON Schema of a record (records point editors at schema/record.schema.json)."""
     from .fileio import write_atomic
     from .model import json_schema
@@ -127,8 +166,9 @@ def schema(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        write_atomic(output, text.encode())
-        click.echo(str(output))
+        path = in_folder(output, "record.schema.json")
+        write_atomic(path, text.encode())
+        click.echo(str(path))
 
 
 @main.command(epilog=EXIT_CODES)
@@ -145,10 +185,7 @@ def new(title: str, records_dir: Path) -> None:
     if not slugify(title):
         raise click.UsageError("the title needs at least one letter or digit")
     target = records_dir / f"{slugify(title)}.yaml"
-    if target.exists():
-        click.echo(f"{target}: already exists; not overwritten", err=True)
-        raise SystemExit(1)
-    write_atomic(target, dump_record(skeleton(title)).encode())
+    write_atomic(target, dump_record(skeleton(title)).encode(), overwrite=False)
     click.echo(str(target))
 
 
@@ -196,11 +233,15 @@ def make_builder(cache_dir: Path, jobs: int | None, quiet: bool, scheduler: str 
     return Builder(cache_dir, workers=jobs, scheduler=scheduler, progress=progress)
 
 
-def one_at_a_time(cache_dir: Path, *outputs: Path):
+@contextlib.contextmanager
+def one_at_a_time(cache_dir: Path):
     """Commands sharing a cache (and so an output folder, by default) run one after another."""
+    from .cache import RenderCache
     from .fileio import exclusive
 
-    return exclusive(cache_dir, outputs, say=lambda message: click.echo(message, err=True))
+    with exclusive(cache_dir, say=lambda message: click.echo(message, err=True)):
+        RenderCache(cache_dir).remove_dead_temporaries()
+        yield
 
 
 def _progress_bar():
@@ -254,7 +295,7 @@ def render(
         raise click.UsageError("name records (SLUG or PATH) or use --all")
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet)
-    with one_at_a_time(cache_dir, out):
+    with one_at_a_time(cache_dir):
         entries = select_entries(records_dir, targets, store=builder.cache)
         failed = render_dossiers(entries, config, out, builder, variant=pdf_variant,
                                  echo=click.echo, png_dpi=dpi if png else None)  # fmt: skip
@@ -267,10 +308,9 @@ def render(
 @config_option
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
     default="out/compendium.pdf",
     show_default=True,
-    help="The compendium PDF.",
+    help="The compendium PDF; a folder (ending in /) gets <out>/compendium.pdf.",
 )
 @paper_option
 @base_url_option
@@ -290,11 +330,14 @@ def compendium(
     """Bind the whole catalog into one PDF: cover, contents, dossiers, index, bookmarks."""
     from .compendium import build_compendium
     from .config import load_config
+    from .fileio import replaceable
     from .records import load_catalog
 
+    out = in_folder(out, "compendium.pdf")
+    replaceable(out)  # a FIFO or device there is refused before rendering
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
-    with one_at_a_time(cache_dir, out.parent):
+    with one_at_a_time(cache_dir):
         catalog = load_catalog(records_dir, store=builder.cache)
         show_problems(catalog.warnings)
         report = build_compendium(catalog, config, out, builder, duplex=duplex)
@@ -328,11 +371,13 @@ def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet)
     from .build import render_dossiers
     from .compendium import build_compendium
     from .config import load_config
+    from .fileio import replaceable
     from .records import load_catalog
 
     config = load_config(config_path, layout=layout)
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
-    with one_at_a_time(out / ".cache", out, out / "dossiers"):
+    replaceable(out / "compendium.pdf")  # a FIFO or device there is refused before rendering
+    with one_at_a_time(out / ".cache"):
         catalog = load_catalog(records_dir, strict=strict, store=builder.cache)
         show_problems(catalog.warnings)
         with builder.session():  # one set of workers for both steps

@@ -222,7 +222,7 @@ def test_a_build_killed_midway_leaves_only_complete_files_and_the_next_one_reuse
     assert len(list((out / "dossiers").glob("*.pdf"))) == 4
     after = _rendered_entries(out / ".cache")
     assert {path: after[path] for path in kept} == kept  # reused, not rendered again
-    assert not list(out.rglob(".*.tmp")), "temporary files left behind"
+    assert not list(out.rglob(".dossier-tmp.*")), "temporary files left behind"
 
 
 def _seed_with(tmp_path: Path, **fields: str) -> Path:
