@@ -128,9 +128,7 @@ def atomic_writer(path: Path, *, overwrite: bool = True) -> Iterator[_Temporary]
     stream = os.fdopen(handle, "wb")
     try:
         yield _Temporary(stream, path)
-        if not overwrite:
-            _refuse_existing(path)  # made meanwhile
-        _finish(stream, temporary, target, path)
+        _finish(stream, temporary, target, path, overwrite)
     except BaseException:
         with contextlib.suppress(OSError):  # the data that could not be flushed is abandoned
             stream.close()
@@ -148,14 +146,33 @@ def _refuse_existing(path: Path) -> None:
     raise AlreadyExists(path)
 
 
-def _finish(stream, temporary: Path, target: Path, path: Path) -> None:
+def _finish(stream, temporary: Path, target: Path, path: Path, overwrite: bool) -> None:
     try:
         stream.flush()
         os.fsync(stream.fileno())
         stream.close()
-        temporary.replace(target)
+        if overwrite:
+            temporary.replace(target)
+        else:
+            _put_in_place_of_nothing(temporary, target)
+    except FileExistsError:
+        raise AlreadyExists(path) from None
     except OSError as error:
         raise InvalidInput([os_problem(error, "write", path)]) from None
+
+
+def _put_in_place_of_nothing(temporary: Path, target: Path) -> None:
+    """Rename that never replaces: a link fails on an existing name, so no file made meanwhile
+    is lost. File systems without links (FAT) get a check and a rename."""
+    try:
+        os.link(temporary, target)
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        _refuse_existing(target)
+        temporary.replace(target)
+    else:
+        temporary.unlink()
 
 
 def _create_temporary(target: Path) -> tuple[int, Path]:

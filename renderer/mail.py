@@ -220,11 +220,7 @@ def write_drafts(messages: list[EmailMessage], folder: Path) -> Iterator[Path]:
     targets = draft_paths(str(messages[0]["Subject"]), first_recipients, folder)
     for message, target in zip(messages, targets, strict=True):
         message["X-Unsent"] = "1"  # Outlook and Thunderbird open the file as a draft to send
-        try:
-            write_atomic(target, message.as_bytes(policy=SMTP_POLICY))
-        except OSError as error:
-            problem = Problem(str(target), None, "", f"cannot write: {_reason(error)}")
-            raise InvalidInput([problem]) from None
+        write_atomic(target, message.as_bytes(policy=SMTP_POLICY), overwrite=False)
         yield target
 
 
