@@ -261,9 +261,12 @@ def is_allowed_file(url: str, roots: tuple[Path, ...]) -> Path | None:
     parts = urlsplit(url)
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         return None
-    path = Path(unquote(parts.path)).resolve()
-    if any(path.is_relative_to(root) for root in roots) and path.is_file():
-        return path
+    try:
+        path = Path(unquote(parts.path)).resolve()
+        if any(path.is_relative_to(root) for root in roots) and path.is_file():
+            return path
+    except (OSError, ValueError):  # a name too long, a NUL
+        pass
     return None
 
 
@@ -277,7 +280,11 @@ def fetch_refusal(url: str, roots: tuple[Path, ...]) -> str:
         return "only files under the layout folder and fonts/"
     if not _is_there(path):
         return "no such file"
-    if not any(path.resolve().is_relative_to(root) for root in roots):
+    try:
+        real = path.resolve()
+    except (OSError, ValueError):  # a NUL, a loop of links
+        return "not a file name"
+    if not any(real.is_relative_to(root) for root in roots):
         return "it is a link to a file outside the layout folder and fonts/"
     return "not a regular file"
 

@@ -14,7 +14,7 @@ from functools import cached_property
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 import jinja2
 import markupsafe
@@ -29,6 +29,8 @@ SITE_DIR = Path(__file__).resolve().parent / "preview_site"
 SITE_ASSETS = ("live.js", "preview.css")
 SLUG_PATH = re.compile(r"/([a-z0-9][a-z0-9-]*)(\.pdf)?")
 HEARTBEAT_SECONDS = 10.0
+MAX_PATH = 2000  # characters of a request's path; no page of the preview needs more
+BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # The dossier's own HTML only ever loads its layout's files and the bundled fonts.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -271,6 +273,30 @@ def _links_to_previews(html: str, snapshot: Snapshot) -> str:
     return html
 
 
+def path_refusal(path: str) -> tuple[HTTPStatus, str] | None:
+    """Why a request's path (as sent, percent-encoded) is not one any page could have."""
+    if len(path) > MAX_PATH:
+        return HTTPStatus.REQUEST_URI_TOO_LONG, f"the path is longer than {MAX_PATH} characters"
+    if not path.isascii():
+        return HTTPStatus.BAD_REQUEST, "a path is ASCII text, other characters percent-encoded"
+    if BROKEN_ESCAPE.search(path):
+        return HTTPStatus.BAD_REQUEST, "% in a path must be followed by two hexadecimal digits"
+    try:
+        text = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return HTTPStatus.BAD_REQUEST, "the path is not UTF-8 text"
+    if any(ord(character) < 32 or ord(character) == 127 for character in text):
+        return HTTPStatus.BAD_REQUEST, "the path holds a control character"
+    return None
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:  # gone or unreadable since it was found
+        return None
+
+
 class Handler(BaseHTTPRequestHandler):
     """GET / (the index), /<slug>, /<slug>.pdf, assets, and /_preview/events."""
 
@@ -278,12 +304,30 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "dossier-preview"
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser left
-            self._route(path)
+            refusal = self._refusal()
+            if refusal is None:
+                self._route(urlsplit(self.path).path)
+            else:
+                status, reason = refusal
+                self._send(status, f"{reason}\n".encode(), "text/plain; charset=utf-8")
 
     def do_HEAD(self) -> None:
         self.do_GET()
+
+    def _refusal(self) -> tuple[HTTPStatus, str] | None:
+        """Why this request gets no answer but an error, if it does not.
+
+        Only the names of this machine are answered: a web page whose domain an attacker
+        points at 127.0.0.1 (DNS rebinding) sends its own name as Host, and gets nothing.
+        """
+        port = self.server.server_address[1]
+        names = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or hosts[0].lower() not in names:
+            message = f"this preview answers only to 127.0.0.1:{port} and localhost:{port}"
+            return HTTPStatus.MISDIRECTED_REQUEST, message
+        return path_refusal(urlsplit(self.path).path)
 
     def _route(self, path: str) -> None:
         if path == "/":
@@ -300,10 +344,11 @@ class Handler(BaseHTTPRequestHandler):
             self._dossier(found.group(1), as_pdf=bool(found.group(2)))
             return
         asset = self.preview.asset(path)
-        if asset is None:
+        data = _read(asset) if asset is not None else None
+        if data is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
         else:
-            self._send(HTTPStatus.OK, asset.read_bytes(), guess_type(asset))
+            self._send(HTTPStatus.OK, data, guess_type(asset))
 
     def _dossier(self, slug: str, as_pdf: bool) -> None:
         preview = self.preview

@@ -18,7 +18,7 @@ import pytest
 from renderer.config import Config
 from renderer.layouts import LAYOUTS_DIR
 from renderer.preview import Preview
-from tests.conftest import SEED_SLUG, small_catalog
+from tests.conftest import ROOT, SEED_SLUG, small_catalog
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -127,6 +127,7 @@ def start_preview(records: Path, *args: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "renderer", "preview", "--records", records, "--port", "0", *args],
         cwd=records.parent,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's code, wherever it runs
         stderr=subprocess.PIPE,
         text=True,
         # Ctrl-C as in a terminal, even when these tests run where SIGINT is ignored (a shell's
@@ -289,3 +290,48 @@ def test_a_config_that_names_another_layout_has_that_layout_watched(tmp_path: Pa
         assert changes_after(lambda: css.write_text(css.read_text() + "\nh1 { color: red; }\n"))
     finally:
         stop_preview(process)
+
+
+def raw_request(url: str, request_line: bytes, host: bytes | None) -> tuple[int, bytes]:
+    """A request as sent by hand (no client library fixes it up): the status and the body."""
+    port = int(re.search(r":(\d+)/", url).group(1))
+    headers = b"" if host is None else b"Host: " + host + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request_line + b"\r\n" + headers + b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def test_answers_only_to_its_own_name_and_well_formed_paths(tmp_path: Path):
+    """DNS rebinding: a page whose domain points at 127.0.0.1 sends its own name as Host."""
+    process, url = start_preview(small_catalog(tmp_path))
+    port = url.split(":")[2].rstrip("/").encode()
+    here = b"127.0.0.1:" + port
+    refused = b"this preview answers only to 127.0.0.1:%s and localhost:%s\n" % (port, port)
+    cases = [
+        (b"GET / HTTP/1.1", here, 200, b"<!DOCTYPE html>"),
+        (b"GET /layout/dossier.css HTTP/1.1", b"localhost:" + port, 200, b"/*"),
+        (b"GET / HTTP/1.1", b"attacker.example", 421, refused),
+        (b"GET /sdet.pdf HTTP/1.1", b"attacker.example:" + port, 421, refused),
+        (b"GET /sdet.pdf HTTP/1.1", b"127.0.0.1", 421, refused),
+        (b"GET / HTTP/1.0", None, 421, refused),
+        (b"GET /%00 HTTP/1.1", here, 400, b"the path holds a control character\n"),
+        (b"GET /layout/a%00.css HTTP/1.1", here, 400, b"the path holds a control character\n"),
+        (b"GET /layout/%zz HTTP/1.1", here, 400, b"% in a path must be followed by two hex"),
+        (b"GET /layout/%ff%fe HTTP/1.1", here, 400, b"the path is not UTF-8 text\n"),
+        (b"GET /\xff HTTP/1.1", here, 400, b"a path is ASCII text, other characters percent"),
+        (b"GET /layout/" + b"a" * 2000 + b" HTTP/1.1", here, 414, b"the path is longer than 2000"),
+        (b"GET /layout/" + b"a" * 70_000 + b" HTTP/1.1", here, 414, b""),  # http.server's own
+        (b"GET /layout/" + b"a" * 1900 + b" HTTP/1.1", here, 404, b"not found\n"),
+        (b"GET /layout/" + b"%2e%2e/" * 3 + b"pyproject.toml HTTP/1.1", here, 404, b"not found\n"),
+    ]
+    try:
+        answers = [raw_request(url, line, host) for line, host, _, _ in cases]
+    finally:
+        errors = stop_preview(process)
+    for (line, host, status, body), (got_status, got_body) in zip(cases, answers, strict=True):
+        assert (got_status, got_body.startswith(body)) == (status, True), (line[:40], host)
+    assert "Traceback" not in errors and "Error" not in errors, errors
