@@ -19,6 +19,7 @@ from .layouts import (
     fetch_refusal,
     guess_type,
     is_allowed_file,
+    os_reason,
 )
 from .problems import InvalidInput, Problem
 
@@ -52,7 +53,7 @@ class GuardedFetcher(URLFetcher):
         try:
             data = path.read_bytes()
         except OSError as error:
-            reason = (error.strerror or str(error)).lower()
+            reason = os_reason(error)
             raise FatalURLFetchingError(f"cannot fetch {url[:200]}: {reason}") from None
         return URLFetcherResponse(url, data, {"Content-Type": guess_type(path)})
 

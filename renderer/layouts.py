@@ -75,12 +75,13 @@ class Layout:
         if not _is_there(path):
             return {}
         try:
-            text = read_inside(path, (self.folder,)).decode("utf-8")
+            text = read_inside(path, (self.folder,), "the settings file").decode("utf-8")
             settings = tomllib.loads(text)
         except LayoutFileRefused as error:
             raise InvalidInput([Problem(shown, None, "layout", error.reason)]) from None
         except UnicodeDecodeError as error:
-            message = f"not UTF-8 text (byte {error.object[error.start]:#04x}); save it as UTF-8"
+            byte = error.object[error.start]
+            message = f"the settings file is not UTF-8 text (byte {byte:#04x}); save it as UTF-8"
             raise InvalidInput([Problem(shown, None, "layout", message)]) from None
         except tomllib.TOMLDecodeError as error:
             raise InvalidInput([Problem(shown, None, "", f"not valid TOML: {error}")]) from None
@@ -113,7 +114,7 @@ class Layout:
     def render_html(self, context: dict, template: str = DOSSIER_TEMPLATE) -> str:
         try:
             return self.environment.get_template(template).render(context)
-        except jinja2.TemplateError as error:
+        except Exception as error:  # a template is code: any error of its own is its problem
             raise InvalidInput([self.template_problem(error)]) from None
 
     def require(self, templates: tuple[str, ...], purpose: str) -> None:
@@ -123,19 +124,24 @@ class Layout:
             message = f"{purpose} needs {', '.join(missing)} in the layout (see layouts/README.md)"
             raise InvalidInput([Problem(self.shown_path(), None, "layout", message)])
 
-    def template_problem(self, error: jinja2.TemplateError) -> Problem:
+    def template_problem(self, error: Exception) -> Problem:
         """A template's error at its file and line: a syntax error, an undefined variable, an
-        unsafe attribute (the sandbox's SecurityError), a template that may not be read."""
+        unsafe attribute (the sandbox's SecurityError), a template that may not be read, or
+        what its code raised (a division by zero, a range too big, endless recursion)."""
         path, line = getattr(error, "filename", None), getattr(error, "lineno", None)
-        if isinstance(error, jinja2.TemplateNotFound):
-            return Problem(self.shown_path(), None, "layout", f"no template {error.name}")
         if path is None:  # raised while rendering: the template's frame has the line
             for frame, number in traceback.walk_tb(error.__traceback__):
                 if frame.f_code.co_filename.endswith(".j2"):
                     path, line = frame.f_code.co_filename, number
+        if isinstance(error, jinja2.TemplateNotFound):
+            message = f"no template {error.name!r} in the layout folder"
+            if path is None:  # the template asked for by name, not by another template
+                return Problem(self.shown_path(), None, "layout", message)
+            return Problem(path, line, "", f"template error: {message}")
         if path is None and isinstance(error, LayoutFileRefused):  # the template asked for
             path = error.path
-        return Problem(path or self.shown_path(), line, "", f"template error: {error.message}")
+        message = getattr(error, "message", None) or str(error) or type(error).__name__
+        return Problem(path or self.shown_path(), line, "", f"template error: {message}")
 
     @cached_property
     def mail_environment(self) -> jinja2.Environment:
@@ -154,7 +160,7 @@ class Layout:
         """The message body of `kind` "text" or "html"."""
         try:
             return self.mail_environment.get_template(MAIL_TEMPLATES[kind]).render(context)
-        except jinja2.TemplateError as error:
+        except Exception as error:  # a template is code: any error of its own is its problem
             raise InvalidInput([self.template_problem(error)]) from None
 
     @property
@@ -209,22 +215,29 @@ class FolderLoader(jinja2.BaseLoader):
         raise jinja2.TemplateNotFound(template)
 
 
-def read_inside(path: Path, roots: tuple[Path, ...], what: str = "") -> bytes:
-    """A regular file's bytes, when its real path lies under one of the (resolved) roots."""
-    what = what or path.name
+def read_inside(path: Path, roots: tuple[Path, ...], what: str) -> bytes:
+    """A regular file's bytes, when its real path lies under one of the (resolved) roots;
+    `what` names the file in the refusal."""
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError):  # a dangling link, or a loop of links
         raise LayoutFileRefused(str(path), f"{what} is a broken link") from None
     if not any(real.is_relative_to(root) for root in roots):
-        raise LayoutFileRefused(str(path), f"{what} points outside the layout folder")
+        reason = f"{what} is a link to a file outside the layout folder"
+        raise LayoutFileRefused(str(path), reason)
     if not real.is_file():
         raise LayoutFileRefused(str(path), f"{what} is not a regular file")
     try:
         return real.read_bytes()
     except OSError as error:
-        reason = (error.strerror or str(error)).lower()
+        reason = os_reason(error)
         raise LayoutFileRefused(str(path), f"cannot read {what}: {reason}") from None
+
+
+def os_reason(error: OSError) -> str:
+    """The OS's words for an error, as the middle of a sentence."""
+    text = error.strerror or str(error)
+    return text[:1].lower() + text[1:]
 
 
 def _mtime(path: Path) -> int | None:
