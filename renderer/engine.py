@@ -98,10 +98,10 @@ class Engine:
 
     def layout_html(self, html: str, variant: str | None = None) -> weasyprint.Document:
         """One WeasyPrint layout pass."""
-        document = weasyprint.HTML(
-            string=html, base_url=self.layout.base_url, url_fetcher=self.fetcher
-        )
-        with self.fetches_refused_as_problems():
+        with self.layout_faults_as_problems():
+            document = weasyprint.HTML(
+                string=html, base_url=self.layout.base_url, url_fetcher=self.fetcher
+            )
             return document.render(
                 font_config=self.font_config,
                 stylesheets=self.stylesheets,
@@ -111,17 +111,23 @@ class Engine:
 
     def write_document(self, document: weasyprint.Document, **options) -> bytes:
         """A laid-out document as PDF bytes (attachment links are fetched only now)."""
-        with self.fetches_refused_as_problems():
+        with self.layout_faults_as_problems():
             return document.write_pdf(**options)
 
     @contextlib.contextmanager
-    def fetches_refused_as_problems(self):
-        """The guard's refusal stops WeasyPrint (a BaseException): a problem of the layout."""
+    def layout_faults_as_problems(self):
+        """What stops WeasyPrint because of the layout's HTML, as a problem of the layout: the
+        guard's refusal (a BaseException), elements nested too deeply to lay out."""
         try:
             yield
         except FatalURLFetchingError as error:
             problem = Problem(self.layout.shown_path(), None, "layout", str(error))
             raise InvalidInput([problem]) from None
+        except RecursionError:
+            message = "its HTML nests elements too deeply to be laid out"
+            raise InvalidInput(
+                [Problem(self.layout.shown_path(), None, "layout", message)]
+            ) from None
 
     def fit(self, html_at: Callable[[float], str], name: str, size: int, variant=None) -> Fitted:
         """Lay out at the largest type scale that fills one page, in as few passes as possible.

@@ -135,3 +135,13 @@ def test_next_scale_aims_just_under_a_full_page():
     )
     assert next_scale(1.0, Measure(pages=3, used=3000, available=1000)) == 0.73  # the floor
     assert 1.0 < next_scale(1.0, Measure(pages=1, used=500, available=1000)) <= 1.25
+
+
+def test_elements_nested_too_deeply_are_a_problem_of_the_layout(own_layout):
+    engine = Engine(Layout.find(str(own_layout)))
+    html = f'<html><body><main id="sheet">{"<div>" * 3000}A title</main></body></html>'
+    with pytest.raises(InvalidInput) as caught:
+        engine.layout_html(html)
+    assert str(caught.value) == (
+        f"{own_layout}: layout: its HTML nests elements too deeply to be laid out"
+    )
