@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 import tomllib
 import traceback
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ DOSSIER_TEMPLATE = "dossier.html.j2"
 SETTINGS_FILE = "layout.toml"
 # characters of record text one page holds at type scale 1; a layout's layout.toml may say
 DEFAULT_PAGE_TEXT = 4200
+MAX_PAGE_TEXT = 100_000  # far more than any page holds
 DEFAULT_LAYOUT = "classified"
 MAIL_TEMPLATES = {"text": "mail.txt.j2", "html": "mail.html.j2"}
 
@@ -84,15 +86,22 @@ class Layout:
             message = f"the settings file is not UTF-8 text (byte {byte:#04x}); save it as UTF-8"
             raise InvalidInput([Problem(shown, None, "layout", message)]) from None
         except tomllib.TOMLDecodeError as error:
-            raise InvalidInput([Problem(shown, None, "", f"not valid TOML: {error}")]) from None
+            raise InvalidInput([toml_problem(shown, error)]) from None
         problems = [
             Problem(shown, None, key, "unknown setting (known: description, page_text)")
             for key in settings
             if key not in ("description", "page_text")
         ]
+        if not isinstance(settings.get("description", ""), str):
+            problems.append(Problem(shown, None, "description", "must be text (in quotes)"))
         page_text = settings.get("page_text", DEFAULT_PAGE_TEXT)
-        if not isinstance(page_text, int) or isinstance(page_text, bool) or page_text < 100:
-            problems.append(Problem(shown, None, "page_text", "must be a whole number ≥ 100"))
+        if (
+            not isinstance(page_text, int)
+            or isinstance(page_text, bool)
+            or not 100 <= page_text <= MAX_PAGE_TEXT
+        ):
+            message = f"must be a whole number from 100 to {MAX_PAGE_TEXT}"
+            problems.append(Problem(shown, None, "page_text", message))
         if problems:
             raise InvalidInput(problems)
         return settings
@@ -238,6 +247,15 @@ def os_reason(error: OSError) -> str:
     """The OS's words for an error, as the middle of a sentence."""
     text = error.strerror or str(error)
     return text[:1].lower() + text[1:]
+
+
+def toml_problem(path: str, error: tomllib.TOMLDecodeError) -> Problem:
+    """TOML's complaint at its line: "Invalid value (at line 2, column 9)"."""
+    found = re.search(r" \(at line (\d+), column (\d+)\)$", str(error))
+    if found is None:
+        return Problem(path, None, "", f"not valid TOML: {error}")
+    what = str(error)[: found.start()]
+    return Problem(path, int(found[1]), "", f"not valid TOML: {what} (column {found[2]})")
 
 
 def _mtime(path: Path) -> int | None:

@@ -77,7 +77,7 @@ def test_layout_settings_are_checked(tmp_path):
     with pytest.raises(InvalidInput) as caught:
         Layout.find(str(folder))
     assert [str(p) for p in caught.value.problems] == [
-        f"{folder}/layout.toml: page_text: must be a whole number ≥ 100",
+        f"{folder}/layout.toml: page_text: must be a whole number from 100 to 100000",
         f"{folder}/layout.toml: page_txt: unknown setting (known: description, page_text)",
     ]
     (folder / "layout.toml").write_text("page_text = 5000\n")

@@ -122,7 +122,7 @@ def test_a_broken_layout_shows_on_every_page_until_fixed(tmp_path: Path):
     preview.refresh({settings})
     view = preview.view(SEED_SLUG)
     assert view.html is None
-    expected = f"{settings}: page_text: must be a whole number ≥ 100"
+    expected = f"{settings}: page_text: must be a whole number from 100 to 100000"
     assert [str(problem) for problem in view.problems] == [expected]
     assert "must be a whole number" in preview.index_page("n0nce")
     assert preview.asset("/layout/dossier.css") is None
