@@ -331,3 +331,18 @@ def test_a_folder_without_the_dossier_template_is_no_layout(tmp_path):
     assert problems_of(lambda: Layout.find("x" * 300)) == [
         f"{'x' * 300}: layout: no layout '{'x' * 300}' (built in: classified, memo)"
     ]
+
+
+def test_settings_are_bounded_and_located(tmp_path):
+    folder = own_layout(tmp_path)
+    settings = folder / "layout.toml"
+    settings.write_text(f"description = 5\npage_text = {10**400}\n")
+    assert problems_of(lambda: Layout.find(str(folder))) == [
+        f"{settings}: description: must be text (in quotes)",
+        f"{settings}: page_text: must be a whole number from 100 to 100000",
+    ]
+    settings.write_text('description = "ok"\npage_text = 4200 4300\n')
+    assert problems_of(lambda: Layout.find(str(folder))) == [
+        f"{settings}:2: not valid TOML:"
+        " Expected newline or end of document after a statement (column 18)"
+    ]
