@@ -316,10 +316,16 @@ def test_a_config_that_names_another_layout_has_that_layout_watched(tmp_path: Pa
 
 def raw_request(url: str, request_line: bytes, host: bytes | None) -> tuple[int, bytes]:
     """A request as sent by hand (no client library fixes it up): the status and the body."""
-    port = int(re.search(r":(\d+)/", url).group(1))
     headers = b"" if host is None else b"Host: " + host + b"\r\n"
+    if len(request_line) > 65536:
+        # http.server reads 65537 bytes of a request line, answers 414 and closes; bytes it
+        # never read would make the close a reset that can lose the answer: send no more
+        request = request_line[:65537]
+    else:
+        request = request_line + b"\r\n" + headers + b"Connection: close\r\n\r\n"
+    port = int(re.search(r":(\d+)/", url).group(1))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(request_line + b"\r\n" + headers + b"Connection: close\r\n\r\n")
+        connection.sendall(request)
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
@@ -346,7 +352,7 @@ def test_answers_only_to_its_own_name_and_well_formed_paths(tmp_path: Path):
         (b"GET /layout/%ff%fe HTTP/1.1", here, 400, b"the path is not UTF-8 text\n"),
         (b"GET /\xff HTTP/1.1", here, 400, b"a path is ASCII text, other characters percent"),
         (b"GET /layout/" + b"a" * 2000 + b" HTTP/1.1", here, 414, b"the path is longer than 2000"),
-        (b"GET /layout/" + b"a" * 70_000 + b" HTTP/1.1", here, 414, b""),  # http.server's own
+        (b"GET /layout/" + b"a" * 70_000, here, 414, b"<!DOCTYPE HTML>"),  # http.server's own
         (b"GET /layout/" + b"a" * 1900 + b" HTTP/1.1", here, 404, b"not found\n"),
         (b"GET /layout/" + b"%2e%2e/" * 3 + b"pyproject.toml HTTP/1.1", here, 404, b"not found\n"),
     ]
