@@ -312,9 +312,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.nonce = secrets.token_urlsafe(16)  # one per response, as CSP wants
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser left
-            refusal = self._refusal()
+            path, refusal = self._path_or_refusal()
             if refusal is None:
-                self._route(urlsplit(self.path).path)
+                self._route(path)
             else:
                 status, reason = refusal
                 self._send(status, f"{reason}\n".encode(), "text/plain; charset=utf-8")
@@ -322,8 +322,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
-    def _refusal(self) -> tuple[HTTPStatus, str] | None:
-        """Why this request gets no answer but an error, if it does not.
+    def _path_or_refusal(self) -> tuple[str, tuple[HTTPStatus, str] | None]:
+        """The path asked for, and the status and reason of an error answer when it gets one.
 
         Only the names of this machine are answered: a web page whose domain an attacker
         points at 127.0.0.1 (DNS rebinding) sends its own name as Host, and gets nothing.
@@ -333,8 +333,12 @@ class Handler(BaseHTTPRequestHandler):
         hosts = self.headers.get_all("Host") or []
         if len(hosts) != 1 or hosts[0].lower() not in names:
             message = f"this preview answers only to 127.0.0.1:{port} and localhost:{port}"
-            return HTTPStatus.MISDIRECTED_REQUEST, message
-        return path_refusal(urlsplit(self.path).path)
+            return "", (HTTPStatus.MISDIRECTED_REQUEST, message)
+        try:
+            path = urlsplit(self.path).path
+        except ValueError:  # "http://[" reads as a broken IPv6 address
+            return "", (HTTPStatus.BAD_REQUEST, "not a path")
+        return path, path_refusal(path)
 
     def _route(self, path: str) -> None:
         if path == "/":

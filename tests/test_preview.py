@@ -354,6 +354,7 @@ def test_answers_only_to_its_own_name_and_well_formed_paths(tmp_path: Path):
         (b"GET /layout/" + b"a" * 2000 + b" HTTP/1.1", here, 414, b"the path is longer than 2000"),
         (b"GET /layout/" + b"a" * 70_000, here, 414, b"<!DOCTYPE HTML>"),  # http.server's own
         (b"GET /layout/" + b"a" * 1900 + b" HTTP/1.1", here, 404, b"not found\n"),
+        (b"GET http://[::1 HTTP/1.1", here, 400, b"not a path\n"),
         (b"GET /layout/" + b"%2e%2e/" * 3 + b"pyproject.toml HTTP/1.1", here, 404, b"not found\n"),
     ]
     try:
