@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections.abc import Callable
@@ -11,7 +12,15 @@ import weasyprint
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from .layouts import FONTS_CSS, Layout, guess_type, is_allowed_file
+from .layouts import (
+    DOSSIER_TEMPLATE,
+    FONTS_CSS,
+    Layout,
+    fetch_refusal,
+    guess_type,
+    is_allowed_file,
+    os_reason,
+)
 from .problems import InvalidInput, Problem
 
 SHEET_ID = "sheet"  # the element whose height must fit the page; see layouts/README.md
@@ -31,14 +40,22 @@ class GuardedFetcher(URLFetcher):
         self.roots = tuple(roots)
 
     def fetch(self, url, headers=None):
+        # WeasyPrint turns any other exception into a vague "Error fetching": say what it was
         if url.startswith("data:"):
-            return super().fetch(url, headers)
+            try:
+                return super().fetch(url, headers)
+            except Exception as error:
+                raise FatalURLFetchingError(f"cannot fetch {url[:80]}: {error}") from None
         path = is_allowed_file(url, self.roots)
         if path is None:
-            raise FatalURLFetchingError(
-                f"refused to fetch {url[:200]}: only files under the layout folder and fonts/"
-            )
-        return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": guess_type(path)})
+            reason = fetch_refusal(url, self.roots)
+            raise FatalURLFetchingError(f"refused to fetch {url[:200]}: {reason}")
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            reason = os_reason(error)
+            raise FatalURLFetchingError(f"cannot fetch {url[:200]}: {reason}") from None
+        return URLFetcherResponse(url, data, {"Content-Type": guess_type(path)})
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,7 @@ class Measure:
 
     @property
     def fill(self) -> float:
-        return self.used / self.available
+        return self.used / self.available if self.available > 0 else math.inf
 
 
 class Engine:
@@ -81,15 +98,36 @@ class Engine:
 
     def layout_html(self, html: str, variant: str | None = None) -> weasyprint.Document:
         """One WeasyPrint layout pass."""
-        document = weasyprint.HTML(
-            string=html, base_url=self.layout.base_url, url_fetcher=self.fetcher
-        )
-        return document.render(
-            font_config=self.font_config,
-            stylesheets=self.stylesheets,
-            cache=self.cache,
-            **variant_options(variant),
-        )
+        with self.layout_faults_as_problems():
+            document = weasyprint.HTML(
+                string=html, base_url=self.layout.base_url, url_fetcher=self.fetcher
+            )
+            return document.render(
+                font_config=self.font_config,
+                stylesheets=self.stylesheets,
+                cache=self.cache,
+                **variant_options(variant),
+            )
+
+    def write_document(self, document: weasyprint.Document, **options) -> bytes:
+        """A laid-out document as PDF bytes (attachment links are fetched only now)."""
+        with self.layout_faults_as_problems():
+            return document.write_pdf(**options)
+
+    @contextlib.contextmanager
+    def layout_faults_as_problems(self):
+        """What stops WeasyPrint because of the layout's HTML, as a problem of the layout: the
+        guard's refusal (a BaseException), elements nested too deeply to lay out."""
+        try:
+            yield
+        except FatalURLFetchingError as error:
+            problem = Problem(self.layout.shown_path(), None, "layout", str(error))
+            raise InvalidInput([problem]) from None
+        except RecursionError:
+            message = "its HTML nests elements too deeply to be laid out"
+            raise InvalidInput(
+                [Problem(self.layout.shown_path(), None, "layout", message)]
+            ) from None
 
     def fit(self, html_at: Callable[[float], str], name: str, size: int, variant=None) -> Fitted:
         """Lay out at the largest type scale that fills one page, in as few passes as possible.
@@ -102,6 +140,13 @@ class Engine:
         for passes in range(1, MAX_PASSES + 1):
             document = self.layout_html(html_at(scale), variant)
             measure = measure_sheet(document)
+            if measure is None:
+                message = (
+                    f'no element with id="{SHEET_ID}" (the part that must fit one page;'
+                    " see layouts/README.md)"
+                )
+                path = self.layout.shown_path(DOSSIER_TEMPLATE)
+                raise InvalidInput([Problem(path, None, "layout", message)])
             if measure.fits:
                 best = Fitted(document, scale, passes)
                 if measure.fill >= FULL_ENOUGH or scale >= MAX_SCALE:
@@ -116,12 +161,23 @@ class Engine:
                 return Fitted(best.document, best.scale, passes)
         if best is not None:
             return Fitted(best.document, best.scale, MAX_PASSES)
+        if measure.available <= 0 or measure.used <= measure.available + 0.01:
+            raise InvalidInput([self.layout_problem(measure)])
         over = round(100 * (measure.fill - 1))
         message = (
             "does not fit on one page even at the smallest legible type (6.5 pt):"
             f" about {over}% too long; shorten the longest sections"
         )
         raise InvalidInput([Problem(name, None, "", message)])
+
+    def layout_problem(self, measure: Measure) -> Problem:
+        """The page overflows, and not for the record's text: the layout is at fault."""
+        if measure.available <= 0:
+            message = f'the element id="{SHEET_ID}" starts below the first page'
+        else:
+            message = f'what lies outside the element id="{SHEET_ID}" takes more than one page'
+        path = self.layout.shown_path(DOSSIER_TEMPLATE)
+        return Problem(path, None, "layout", f"{message} (see layouts/README.md)")
 
     def first_scale(self, size: int) -> float:
         """Text area grows about with the square of the scale: a page holds page_text / scale².
@@ -133,8 +189,8 @@ class Engine:
         return _clamp(math.sqrt(0.96 * self.layout.page_text / size))
 
     def write(self, fitted: Fitted, variant=None, attachments=()) -> bytes:
-        return fitted.document.write_pdf(
-            attachments=list(attachments) or None, **variant_options(variant)
+        return self.write_document(
+            fitted.document, attachments=list(attachments) or None, **variant_options(variant)
         )
 
 
@@ -148,6 +204,8 @@ def variant_options(variant: str | None) -> dict:
 
 def next_scale(scale: float, measure: Measure) -> float:
     """Text area grows about with the square of the type scale: aim just under a full page."""
+    if measure.used <= 0:  # an empty sheet: any type scale fits
+        return MAX_SCALE
     target = 0.97 if measure.fits else 0.95
     return _clamp(scale * math.sqrt(target / measure.fill))
 
@@ -157,15 +215,11 @@ def _clamp(scale: float) -> float:
     return round(min(MAX_SCALE, max(MIN_SCALE, scale)), 2)
 
 
-def measure_sheet(document: weasyprint.Document) -> Measure:
-    fragments = [
-        (page, box)
-        for page in document.pages
-        for box in _descendants(page._page_box)
-        if getattr(box, "element", None) is not None and box.element.get("id") == SHEET_ID
-    ]
+def measure_sheet(document: weasyprint.Document) -> Measure | None:
+    """How much of the page the sheet takes; None when the layout has no sheet."""
+    fragments = [(page, box) for page in document.pages for box in _sheets(page._page_box)]
     if not fragments:
-        raise RuntimeError(f"the layout has no element with id={SHEET_ID!r}")
+        return None
     first_page, first = fragments[0]
     page_box = first_page._page_box
     available = page_box.content_box_y() + page_box.height - first.position_y
@@ -178,10 +232,14 @@ def measure_sheet(document: weasyprint.Document) -> Measure:
     )
 
 
-def _descendants(box):
-    yield box
+def _sheets(box):
+    """The outermost boxes of the sheet element (its lines of text share its element)."""
+    element = getattr(box, "element", None)
+    if element is not None and element.get("id") == SHEET_ID:
+        yield box
+        return
     for child in getattr(box, "children", ()):
-        yield from _descendants(child)
+        yield from _sheets(child)
 
 
 def attachment(name: str, data: bytes, when: dt.date | None, description: str):

@@ -1,16 +1,20 @@
-"""Layouts: finding a layout folder, its Jinja environment, and the fetcher that guards it."""
+"""Layouts: finding a layout folder, its sandboxed Jinja environment, and what it may read."""
 
 from __future__ import annotations
 
 import mimetypes
+import os
+import re
 import tomllib
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import jinja2
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import SandboxedEnvironment
 
 from .problems import InvalidInput, Problem
 
@@ -22,49 +26,82 @@ DOSSIER_TEMPLATE = "dossier.html.j2"
 SETTINGS_FILE = "layout.toml"
 # characters of record text one page holds at type scale 1; a layout's layout.toml may say
 DEFAULT_PAGE_TEXT = 4200
+MAX_PAGE_TEXT = 100_000  # far more than any page holds
 DEFAULT_LAYOUT = "classified"
 MAIL_TEMPLATES = {"text": "mail.txt.j2", "html": "mail.html.j2"}
 
 
 @dataclass(frozen=True)
 class Layout:
-    """A folder of Jinja templates and CSS; `dossier.html.j2` prints one record on one page."""
+    """A folder of Jinja templates and CSS; `dossier.html.j2` prints one record on one page.
 
-    folder: Path
+    Layouts are code from anywhere: their templates run sandboxed and are read only from the
+    layout's folder (the engine's fetcher holds its CSS, fonts and images to the same rule).
+    """
+
+    folder: Path  # resolved
+    shown: str = field(default="", compare=False)  # the folder as the user named it, for messages
 
     @classmethod
     def find(cls, name_or_path: str) -> Layout:
         """A built-in layout by name (a folder under layouts/), or a folder path of one's own."""
         candidate = Path(name_or_path)
-        folder = candidate if candidate.is_dir() else LAYOUTS_DIR / name_or_path
-        if not (folder / DOSSIER_TEMPLATE).is_file():
-            known = sorted(
-                p.name for p in LAYOUTS_DIR.iterdir() if (p / DOSSIER_TEMPLATE).is_file()
-            )
-            message = f"no layout {name_or_path!r} (built in: {', '.join(known)})"
-            raise InvalidInput([Problem(str(name_or_path), None, "layout", message)])
-        layout = cls(folder.resolve())
+        if _is_dir(candidate):
+            shown = str(candidate)
+            if not _is_file(candidate / DOSSIER_TEMPLATE):
+                message = f"no {DOSSIER_TEMPLATE} in this folder (see layouts/README.md)"
+                raise InvalidInput([Problem(shown, None, "layout", message)])
+            folder = candidate
+        else:
+            folder, shown = LAYOUTS_DIR / name_or_path, str(LAYOUTS_DIR / name_or_path)
+            if not _is_file(folder / DOSSIER_TEMPLATE):
+                known = sorted(
+                    p.name for p in LAYOUTS_DIR.iterdir() if (p / DOSSIER_TEMPLATE).is_file()
+                )
+                message = f"no layout {name_or_path!r} (built in: {', '.join(known)})"
+                raise InvalidInput([Problem(str(name_or_path), None, "layout", message)])
+        layout = cls(folder.resolve(), shown)
         _ = layout.settings  # a broken layout.toml is reported here, before anything renders
         return layout
+
+    def shown_path(self, name: str = "") -> str:
+        """A file of the layout (or the layout itself) as messages name it."""
+        base = self.shown or str(self.folder)
+        return f"{base}/{name}" if name else base
 
     @cached_property
     def settings(self) -> dict:
         """The optional layout.toml: `description`; `page_text`, the fitting's first guess."""
         path = self.folder / SETTINGS_FILE
-        if not path.is_file():
+        shown = self.shown_path(SETTINGS_FILE)
+        if not _is_there(path):
             return {}
         try:
-            settings = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise InvalidInput([Problem(str(path), None, "", f"not valid TOML: {error}")]) from None
+            text = read_inside(path, (self.folder,), "the settings file").decode("utf-8")
+            settings = tomllib.loads(text)
+        except LayoutFileRefused as error:
+            raise InvalidInput([Problem(shown, None, "layout", error.reason)]) from None
+        except UnicodeDecodeError as error:
+            byte = error.object[error.start]
+            message = f"the settings file is not UTF-8 text (byte {byte:#04x}); save it as UTF-8"
+            raise InvalidInput([Problem(shown, None, "layout", message)]) from None
+        except tomllib.TOMLDecodeError as error:
+            raise InvalidInput([toml_problem(shown, error)]) from None
         problems = [
-            Problem(str(path), None, key, "unknown setting (known: description, page_text)")
+            Problem(shown, None, key, "unknown setting (known: description, page_text)")
             for key in settings
             if key not in ("description", "page_text")
         ]
+        if not isinstance(settings.get("description", ""), str):
+            problems.append(Problem(shown, None, "description", "must be text (in quotes)"))
         page_text = settings.get("page_text", DEFAULT_PAGE_TEXT)
-        if not isinstance(page_text, int) or isinstance(page_text, bool) or page_text < 100:
-            problems.append(Problem(str(path), None, "page_text", "must be a whole number ≥ 100"))
+        if (
+            not isinstance(page_text, int)
+            or isinstance(page_text, bool)
+            or not 100 <= page_text <= MAX_PAGE_TEXT
+        ):
+            message = f"must be a whole number from 100 to {MAX_PAGE_TEXT}"
+            problems.append(Problem(shown, None, "page_text", message))
         if problems:
             raise InvalidInput(problems)
         return settings
@@ -75,8 +112,8 @@ class Layout:
 
     @cached_property
     def environment(self) -> jinja2.Environment:
-        return jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.folder),
+        return SandboxedEnvironment(
+            loader=FolderLoader([(self.folder, self.shown_path())]),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -86,7 +123,7 @@ class Layout:
     def render_html(self, context: dict, template: str = DOSSIER_TEMPLATE) -> str:
         try:
             return self.environment.get_template(template).render(context)
-        except jinja2.TemplateError as error:
+        except Exception as error:  # a template is code: any error of its own is its problem
             raise InvalidInput([self.template_problem(error)]) from None
 
     def require(self, templates: tuple[str, ...], purpose: str) -> None:
@@ -94,25 +131,34 @@ class Layout:
         missing = [name for name in templates if not (self.folder / name).is_file()]
         if missing:
             message = f"{purpose} needs {', '.join(missing)} in the layout (see layouts/README.md)"
-            raise InvalidInput([Problem(str(self.folder), None, "layout", message)])
+            raise InvalidInput([Problem(self.shown_path(), None, "layout", message)])
 
-    def template_problem(self, error: jinja2.TemplateError) -> Problem:
-        """A template's error at its file and line (a syntax error, or an undefined variable)."""
+    def template_problem(self, error: Exception) -> Problem:
+        """A template's error at its file and line: a syntax error, an undefined variable, an
+        unsafe attribute (the sandbox's SecurityError), a template that may not be read, or
+        what its code raised (a division by zero, a range too big, endless recursion)."""
         path, line = getattr(error, "filename", None), getattr(error, "lineno", None)
-        if isinstance(error, jinja2.TemplateNotFound):
-            return Problem(str(self.folder), None, "layout", f"no template {error.name}")
         if path is None:  # raised while rendering: the template's frame has the line
             for frame, number in traceback.walk_tb(error.__traceback__):
                 if frame.f_code.co_filename.endswith(".j2"):
                     path, line = frame.f_code.co_filename, number
-        return Problem(path or str(self.folder), line, "", f"template error: {error.message}")
+        if isinstance(error, jinja2.TemplateNotFound):
+            message = f"no template {error.name!r} in the layout folder"
+            if path is None:  # the template asked for by name, not by another template
+                return Problem(self.shown_path(), None, "layout", message)
+            return Problem(path, line, "", f"template error: {message}")
+        if path is None and isinstance(error, LayoutFileRefused):  # the template asked for
+            path = error.path
+        message = getattr(error, "message", None) or str(error) or type(error).__name__
+        return Problem(path or self.shown_path(), line, "", f"template error: {message}")
 
     @cached_property
     def mail_environment(self) -> jinja2.Environment:
         """Message bodies: the layout's mail templates, else the built-in ones; only the HTML
         body is escaped."""
-        return jinja2.Environment(
-            loader=jinja2.FileSystemLoader([self.folder, LAYOUTS_DIR / DEFAULT_LAYOUT]),
+        built_in = LAYOUTS_DIR / DEFAULT_LAYOUT
+        return SandboxedEnvironment(
+            loader=FolderLoader([(self.folder, self.shown_path()), (built_in, str(built_in))]),
             autoescape=lambda name: not (name or "").endswith(".txt.j2"),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -123,7 +169,7 @@ class Layout:
         """The message body of `kind` "text" or "html"."""
         try:
             return self.mail_environment.get_template(MAIL_TEMPLATES[kind]).render(context)
-        except jinja2.TemplateError as error:
+        except Exception as error:  # a template is code: any error of its own is its problem
             raise InvalidInput([self.template_problem(error)]) from None
 
     @property
@@ -136,15 +182,142 @@ class Layout:
         return (self.folder, FONTS_DIR.resolve())
 
 
+class LayoutFileRefused(jinja2.TemplateError):
+    """A file a layout asked for that lies outside its folder, or is no regular file."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(reason)
+        self.path, self.reason = path, reason
+
+
+class FolderLoader(jinja2.BaseLoader):
+    """Templates from the first of some folders that has them, never from outside them: a
+    template that is a link to a file elsewhere is refused, not followed."""
+
+    def __init__(self, folders: list[tuple[Path, str]]):
+        self.folders = [(folder.resolve(), shown) for folder, shown in folders]
+
+    def get_source(self, environment, template):
+        path, shown = self._find(template)
+        roots = tuple(folder for folder, _ in self.folders)
+        try:
+            source = read_inside(path, roots, what=f"template {template!r}")
+        except LayoutFileRefused as error:
+            raise LayoutFileRefused(shown, error.reason) from None
+        try:
+            text = source.decode("utf-8")
+        except UnicodeDecodeError as error:
+            byte = error.object[error.start]
+            message = f"template {template!r} is not UTF-8 text (byte {byte:#04x})"
+            raise LayoutFileRefused(shown, message) from None
+        mtime = _mtime(path)
+        return text, shown, lambda: _mtime(path) == mtime
+
+    def _find(self, template: str) -> tuple[Path, str]:
+        """The template's path in the first folder that has it (maybe a link), and its name
+        in messages."""
+        pieces = split_template_path(template)  # no "..": TemplateNotFound
+        for folder, shown in self.folders:
+            path = folder.joinpath(*pieces)
+            if _is_there(path):
+                return path, "/".join([shown, *pieces])
+        raise jinja2.TemplateNotFound(template)
+
+
+def read_inside(path: Path, roots: tuple[Path, ...], what: str) -> bytes:
+    """A regular file's bytes, when its real path lies under one of the (resolved) roots;
+    `what` names the file in the refusal."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link, or a loop of links
+        raise LayoutFileRefused(str(path), f"{what} is a broken link") from None
+    if not any(real.is_relative_to(root) for root in roots):
+        reason = f"{what} is a link to a file outside the layout folder"
+        raise LayoutFileRefused(str(path), reason)
+    if not real.is_file():
+        raise LayoutFileRefused(str(path), f"{what} is not a regular file")
+    try:
+        return real.read_bytes()
+    except OSError as error:
+        reason = os_reason(error)
+        raise LayoutFileRefused(str(path), f"cannot read {what}: {reason}") from None
+
+
+def os_reason(error: OSError) -> str:
+    """The OS's words for an error, as the middle of a sentence."""
+    text = error.strerror or str(error)
+    return text[:1].lower() + text[1:]
+
+
+def toml_problem(path: str, error: tomllib.TOMLDecodeError) -> Problem:
+    """TOML's complaint at its line: "Invalid value (at line 2, column 9)"."""
+    found = re.search(r" \(at line (\d+), column (\d+)\)$", str(error))
+    if found is None:
+        return Problem(path, None, "", f"not valid TOML: {error}")
+    what = str(error)[: found.start()]
+    return Problem(path, int(found[1]), "", f"not valid TOML: {what} (column {found[2]})")
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _is_there(path: Path) -> bool:
+    """Whether anything is at the path, a broken link included."""
+    try:
+        return path.exists() or path.is_symlink()
+    except (OSError, ValueError):  # a name too long, a NUL
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long, a NUL
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def is_allowed_file(url: str, roots: tuple[Path, ...]) -> Path | None:
     """The local file a `file:` URL names, when it lies under one of the roots."""
     parts = urlsplit(url)
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         return None
-    path = Path(unquote(parts.path)).resolve()
-    if any(path.is_relative_to(root) for root in roots) and path.is_file():
-        return path
+    try:
+        path = Path(unquote(parts.path)).resolve()
+        if any(path.is_relative_to(root) for root in roots) and path.is_file():
+            return path
+    except (OSError, ValueError):  # a name too long, a NUL
+        pass
     return None
+
+
+def fetch_refusal(url: str, roots: tuple[Path, ...]) -> str:
+    """Why a URL that is_allowed_file refused may not be fetched, in words."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return "only files under the layout folder and fonts/ (and data: URLs)"
+    path = Path(os.path.normpath(unquote(parts.path)))
+    if not any(path.is_relative_to(root) for root in roots):
+        return "only files under the layout folder and fonts/"
+    if not _is_there(path):
+        return "no such file"
+    try:
+        real = path.resolve()
+    except (OSError, ValueError):  # a NUL, a loop of links
+        return "not a file name"
+    if not any(real.is_relative_to(root) for root in roots):
+        return "it is a link to a file outside the layout folder and fonts/"
+    return "not a regular file"
 
 
 def guess_type(path: Path) -> str:

@@ -109,7 +109,7 @@ def lay_out_run(matter: Matter, plan: PagePlan, run: tuple[str, int, int]) -> tu
     engine = engine_for(Layout.find(matter.config.layout))
     html = engine.layout.render_html(matter.context(plan, *run), run[0])
     document = engine.layout_html(html)
-    return len(document.pages), document.write_pdf()
+    return len(document.pages), engine.write_document(document)
 
 
 def _build_date(catalog: Catalog, config: Config) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import signal
 import threading
 import time
@@ -14,7 +15,7 @@ from functools import cached_property
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 import jinja2
 import markupsafe
@@ -29,10 +30,13 @@ SITE_DIR = Path(__file__).resolve().parent / "preview_site"
 SITE_ASSETS = ("live.js", "preview.css")
 SLUG_PATH = re.compile(r"/([a-z0-9][a-z0-9-]*)(\.pdf)?")
 HEARTBEAT_SECONDS = 10.0
-# The dossier's own HTML only ever loads its layout's files and the bundled fonts.
+MAX_PATH = 2000  # characters of a request's path; no page of the preview needs more
+BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# The dossier's own HTML only ever loads its layout's files and the bundled fonts, and runs no
+# script but the preview's own (a layout's <script> lacks the response's nonce).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'"
+    "script-src 'nonce-{nonce}'; object-src 'none'; base-uri 'self'; form-action 'none'"
 )
 PAPER_MM = {"A4": ("210mm", "297mm"), "letter": ("8.5in", "11in")}
 
@@ -194,7 +198,7 @@ class Preview:
             lstrip_blocks=True,
         )
 
-    def index_page(self) -> str:
+    def index_page(self, nonce: str) -> str:
         snapshot = self.snapshot
         rows = [
             {
@@ -206,34 +210,38 @@ class Preview:
             }
             for slug, path in snapshot.files.items()
         ]
-        return self._site_page("Specimens", snapshot, problems=snapshot.problems, entries=rows)
+        return self._site_page(
+            "Specimens", snapshot, nonce, problems=snapshot.problems, entries=rows
+        )
 
-    def problems_page(self, slug: str, problems: list[Problem]) -> str:
+    def problems_page(self, slug: str, problems: list[Problem], nonce: str) -> str:
         snapshot = self.snapshot
         if not problems:
             problems = [Problem(str(self.records_dir), None, "", f"no record {slug!r}")]
-        return self._site_page(slug, snapshot, problems=problems, slug=slug)
+        return self._site_page(slug, snapshot, nonce, problems=problems, slug=slug)
 
-    def _site_page(self, heading: str, snapshot: Snapshot, **context) -> str:
+    def _site_page(self, heading: str, snapshot: Snapshot, nonce: str, **context) -> str:
         context.setdefault("entries", None)
         context.setdefault("slug", None)
         return self.site.get_template("site.html.j2").render(
             heading=heading,
             generation=snapshot.generation,
+            nonce=nonce,
             records=f"{len(snapshot.entries)} valid record(s) in {self.records_dir}",
             **context,
         )
 
-    def dossier_page(self, slug: str, view: View) -> str:
-        """The layout's HTML as WeasyPrint gets it, shown on a sheet of paper with the bar."""
+    def dossier_page(self, slug: str, view: View, nonce: str) -> str:
+        """The layout's HTML as WeasyPrint gets it, shown on a sheet of paper with the bar;
+        `nonce` lets the preview's own script run, and no other."""
         assert view.html is not None and self.snapshot.config is not None
         width, height = PAPER_MM[PAPER_SIZES[self.snapshot.config.paper]]
         head = (
             '<link rel="stylesheet" href="/fonts/fonts.css">'
             '<link rel="stylesheet" href="/_preview/preview.css">'
             f"<style>:root {{ --preview-width: {width}; --preview-height: {height}; }}</style>"
-            f'<script src="/_preview/live.js" data-generation="{self.snapshot.generation}"'
-            " defer></script>"
+            f'<script src="/_preview/live.js" nonce="{nonce}"'
+            f' data-generation="{self.snapshot.generation}" defer></script>'
         )
         bar = self.site.get_template("bar.html.j2").render(
             slug=slug,
@@ -271,6 +279,30 @@ def _links_to_previews(html: str, snapshot: Snapshot) -> str:
     return html
 
 
+def path_refusal(path: str) -> tuple[HTTPStatus, str] | None:
+    """Why a request's path (as sent, percent-encoded) is not one any page could have."""
+    if len(path) > MAX_PATH:
+        return HTTPStatus.REQUEST_URI_TOO_LONG, f"the path is longer than {MAX_PATH} characters"
+    if not path.isascii():
+        return HTTPStatus.BAD_REQUEST, "a path is ASCII text, other characters percent-encoded"
+    if BROKEN_ESCAPE.search(path):
+        return HTTPStatus.BAD_REQUEST, "% in a path must be followed by two hexadecimal digits"
+    try:
+        text = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return HTTPStatus.BAD_REQUEST, "the path is not UTF-8 text"
+    if any(ord(character) < 32 or ord(character) == 127 for character in text):
+        return HTTPStatus.BAD_REQUEST, "the path holds a control character"
+    return None
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:  # gone or unreadable since it was found
+        return None
+
+
 class Handler(BaseHTTPRequestHandler):
     """GET / (the index), /<slug>, /<slug>.pdf, assets, and /_preview/events."""
 
@@ -278,16 +310,39 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "dossier-preview"
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
+        self.nonce = secrets.token_urlsafe(16)  # one per response, as CSP wants
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser left
-            self._route(path)
+            path, refusal = self._path_or_refusal()
+            if refusal is None:
+                self._route(path)
+            else:
+                status, reason = refusal
+                self._send(status, f"{reason}\n".encode(), "text/plain; charset=utf-8")
 
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    def _path_or_refusal(self) -> tuple[str, tuple[HTTPStatus, str] | None]:
+        """The path asked for, and the status and reason of an error answer when it gets one.
+
+        Only the names of this machine are answered: a web page whose domain an attacker
+        points at 127.0.0.1 (DNS rebinding) sends its own name as Host, and gets nothing.
+        """
+        port = self.server.server_address[1]
+        names = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or hosts[0].lower() not in names:
+            message = f"this preview answers only to 127.0.0.1:{port} and localhost:{port}"
+            return "", (HTTPStatus.MISDIRECTED_REQUEST, message)
+        try:
+            path = urlsplit(self.path).path
+        except ValueError:  # "http://[" reads as a broken IPv6 address
+            return "", (HTTPStatus.BAD_REQUEST, "not a path")
+        return path, path_refusal(path)
+
     def _route(self, path: str) -> None:
         if path == "/":
-            self._send_html(self.preview.index_page())
+            self._send_html(self.preview.index_page(self.nonce))
             return
         if path == "/favicon.ico":
             self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
@@ -300,10 +355,11 @@ class Handler(BaseHTTPRequestHandler):
             self._dossier(found.group(1), as_pdf=bool(found.group(2)))
             return
         asset = self.preview.asset(path)
-        if asset is None:
+        data = _read(asset) if asset is not None else None
+        if data is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
         else:
-            self._send(HTTPStatus.OK, asset.read_bytes(), guess_type(asset))
+            self._send(HTTPStatus.OK, data, guess_type(asset))
 
     def _dossier(self, slug: str, as_pdf: bool) -> None:
         preview = self.preview
@@ -316,11 +372,11 @@ class Handler(BaseHTTPRequestHandler):
         if view.html is None:
             missing = slug not in preview.snapshot.files
             status = HTTPStatus.NOT_FOUND if missing else HTTPStatus.UNPROCESSABLE_ENTITY
-            self._send_html(preview.problems_page(slug, view.problems), status)
+            self._send_html(preview.problems_page(slug, view.problems, self.nonce), status)
         elif as_pdf:
             self._send(HTTPStatus.OK, view.pdf, "application/pdf")
         else:
-            self._send_html(preview.dossier_page(slug, view))
+            self._send_html(preview.dossier_page(slug, view, self.nonce))
 
     def _events(self) -> None:
         """Server-sent events: the generation now, then again after every change."""
@@ -345,7 +401,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         if content_type.startswith("text/html"):
-            self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            policy = CONTENT_SECURITY_POLICY.format(nonce=self.nonce)
+            self.send_header("Content-Security-Policy", policy)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

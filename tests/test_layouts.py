@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -76,7 +77,7 @@ def test_layout_settings_are_checked(tmp_path):
     with pytest.raises(InvalidInput) as caught:
         Layout.find(str(folder))
     assert [str(p) for p in caught.value.problems] == [
-        f"{folder}/layout.toml: page_text: must be a whole number ≥ 100",
+        f"{folder}/layout.toml: page_text: must be a whole number from 100 to 100000",
         f"{folder}/layout.toml: page_txt: unknown setting (known: description, page_text)",
     ]
     (folder / "layout.toml").write_text("page_text = 5000\n")
@@ -165,3 +166,183 @@ def test_no_line_is_broken_too_early_in_any_committed_record(layout):
         for scale in (fitted - 0.01, fitted, fitted + 0.01):  # and near it, for the next edit
             html = dossier_html(entry.record, config, scale=round(scale, 2), layout=engine.layout)
             assert broken_too_early(engine.layout_html(html)) == [], (entry.slug, scale)
+
+
+# ---- layouts are code: sandboxed, and kept to their own folder ---------------------------------
+
+SHEET = '<html><body><main id="sheet">{{ title }}</main></body></html>\n'
+
+
+def own_layout(tmp_path, **files: str):
+    """A layout folder of one's own with these templates (names with "/" make subfolders)."""
+    folder = tmp_path / "lay"
+    for name, text in {"dossier.html.j2": SHEET, **files}.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def problems_of(call) -> list[str]:
+    with pytest.raises(InvalidInput) as caught:
+        call()
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_a_template_cannot_reach_python_internals(tmp_path):
+    marker = tmp_path / "ran"
+    command = f"{{{{ cycler.__init__.__globals__.os.system('touch {marker}') }}}}"
+    folder = own_layout(tmp_path, **{"dossier.html.j2": f"<p>\n{command}"})
+    assert problems_of(lambda: Layout.find(str(folder)).render_html({})) == [
+        f"{folder}/dossier.html.j2:2: template error:"
+        " access to attribute '__init__' of 'type' object is unsafe."
+    ]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ ''.__class__.__mro__ }}",
+         "access to attribute '__class__' of 'str' object is unsafe."),
+        ("{{ lipsum.__globals__ }}",
+         "access to attribute '__globals__' of 'function' object is unsafe."),
+        ("{{ range(10 ** 9) | list }}",
+         "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."),
+        ("{{ 1 // 0 }}", "integer division or modulo by zero"),
+    ],
+)  # fmt: skip
+def test_a_template_error_of_any_kind_is_located(tmp_path, template, message):
+    folder = own_layout(tmp_path, **{"dossier.html.j2": f"<p>\n{template}\n</p>"})
+    problems = problems_of(lambda: Layout.find(str(folder)).render_html({}))
+    assert problems == [f"{folder}/dossier.html.j2:2: template error: {message}"]
+
+
+def test_record_text_stays_escaped_in_the_sandbox(tmp_path):
+    folder = own_layout(tmp_path)
+    html = Layout.find(str(folder)).render_html({"title": "<script>alert(1)</script>"})
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+
+
+@pytest.mark.parametrize(
+    ("make_link", "message"),
+    [
+        (lambda folder: (folder / "part.html").symlink_to("/etc/hostname"),
+         "template 'part.html' is a link to a file outside the layout folder"),
+        (lambda folder: (folder / "part.html").symlink_to(folder.parent / "elsewhere.html"),
+         "template 'part.html' is a link to a file outside the layout folder"),
+        (lambda folder: (folder / "part.html").symlink_to("missing.html"),
+         "template 'part.html' is a broken link"),
+        (lambda folder: (folder / "part.html").mkdir(),
+         "template 'part.html' is not a regular file"),
+    ],
+)  # fmt: skip
+def test_an_include_never_leaves_the_layout_folder(tmp_path, make_link, message):
+    (tmp_path / "elsewhere.html").write_text("a secret\n")
+    folder = own_layout(tmp_path, **{"dossier.html.j2": "<p>\n{% include 'part.html' %}</p>\n"})
+    make_link(folder)
+    problems = problems_of(lambda: Layout.find(str(folder)).render_html({}))
+    assert problems == [f"{folder}/dossier.html.j2:2: template error: {message}"]
+
+
+def test_templates_through_a_linked_folder_or_by_climbing_out_are_refused(tmp_path):
+    folder = own_layout(tmp_path, **{"dossier.html.j2": "{% include 'system/hostname' %}"})
+    (folder / "system").symlink_to("/etc")
+    assert problems_of(lambda: Layout.find(str(folder)).render_html({})) == [
+        f"{folder}/dossier.html.j2:1: template error:"
+        " template 'system/hostname' is a link to a file outside the layout folder"
+    ]
+    (folder / "dossier.html.j2").write_text("{% extends '../../../../etc/hostname' %}")
+    assert problems_of(lambda: Layout.find(str(folder)).render_html({})) == [
+        f"{folder}/dossier.html.j2:1: template error:"
+        " no template '../../../../etc/hostname' in the layout folder"
+    ]
+
+
+def test_links_inside_the_folder_are_followed(tmp_path):
+    templates = {"parts/real.html": "inside", "dossier.html.j2": "{% include 'part.html' %}"}
+    folder = own_layout(tmp_path, **templates)
+    (folder / "part.html").symlink_to(folder / "parts" / "real.html")
+    assert Layout.find(str(folder)).render_html({}) == "inside"
+
+
+def test_the_dossier_template_itself_may_not_point_outside(tmp_path):
+    folder = tmp_path / "lay"
+    folder.mkdir()
+    (folder / "dossier.html.j2").symlink_to("/etc/hostname")
+    assert problems_of(lambda: Layout.find(str(folder)).render_html({})) == [
+        f"{folder}/dossier.html.j2: template error:"
+        " template 'dossier.html.j2' is a link to a file outside the layout folder"
+    ]
+
+
+def test_a_template_that_is_not_utf8_is_refused(tmp_path):
+    folder = own_layout(tmp_path)
+    (folder / "dossier.html.j2").write_bytes(b"<p>Caf\xe9</p>")
+    assert problems_of(lambda: Layout.find(str(folder)).render_html({})) == [
+        f"{folder}/dossier.html.j2: template error:"
+        " template 'dossier.html.j2' is not UTF-8 text (byte 0xe9)"
+    ]
+
+
+def test_mail_templates_come_from_the_layout_or_the_built_in_ones_only(tmp_path):
+    folder = own_layout(tmp_path)
+    (folder / "mail.html.j2").symlink_to(LAYOUTS_DIR / "classified" / "mail.html.j2")
+    (folder / "mail.txt.j2").symlink_to("/etc/hostname")
+    layout = Layout.find(str(folder))
+    assert layout.mail_environment.get_template("mail.html.j2") is not None
+    assert problems_of(lambda: layout.render_mail({}, "text")) == [
+        f"{folder}/mail.txt.j2: template error:"
+        " template 'mail.txt.j2' is a link to a file outside the layout folder"
+    ]
+    (folder / "mail.txt.j2").unlink()
+    (folder / "mail.txt.j2").write_text("{{ subject.__class__ }}")
+    assert problems_of(lambda: layout.render_mail({"subject": "Hi"}, "text")) == [
+        f"{folder}/mail.txt.j2:1: template error:"
+        " access to attribute '__class__' of 'str' object is unsafe."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.mkdir(), "the settings file is not a regular file"),
+        (lambda path: os.mkfifo(path), "the settings file is not a regular file"),
+        (lambda path: path.symlink_to("/etc/hostname"),
+         "the settings file is a link to a file outside the layout folder"),
+        (lambda path: path.write_bytes(b'description = "Caf\xe9"\n'),
+         "the settings file is not UTF-8 text (byte 0xe9); save it as UTF-8"),
+    ],
+)  # fmt: skip
+def test_a_settings_file_that_cannot_be_read_is_one_line(tmp_path, make, message):
+    folder = own_layout(tmp_path)
+    make(folder / "layout.toml")
+    assert problems_of(lambda: Layout.find(str(folder))) == [
+        f"{folder}/layout.toml: layout: {message}"
+    ]
+
+
+def test_a_folder_without_the_dossier_template_is_no_layout(tmp_path):
+    folder = tmp_path / "lay"
+    folder.mkdir()
+    (folder / "dossier.css").write_text("")
+    assert problems_of(lambda: Layout.find(str(folder))) == [
+        f"{folder}: layout: no dossier.html.j2 in this folder (see layouts/README.md)"
+    ]
+    assert problems_of(lambda: Layout.find("x" * 300)) == [
+        f"{'x' * 300}: layout: no layout '{'x' * 300}' (built in: classified, memo)"
+    ]
+
+
+def test_settings_are_bounded_and_located(tmp_path):
+    folder = own_layout(tmp_path)
+    settings = folder / "layout.toml"
+    settings.write_text(f"description = 5\npage_text = {10**400}\n")
+    assert problems_of(lambda: Layout.find(str(folder))) == [
+        f"{settings}: description: must be text (in quotes)",
+        f"{settings}: page_text: must be a whole number from 100 to 100000",
+    ]
+    settings.write_text('description = "ok"\npage_text = 4200 4300\n')
+    assert problems_of(lambda: Layout.find(str(folder))) == [
+        f"{settings}:2: not valid TOML:"
+        " Expected newline or end of document after a statement (column 18)"
+    ]

