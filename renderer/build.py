@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -250,6 +251,9 @@ def stop_on_signals() -> Iterator[None]:
     """SIGINT and SIGTERM raise Stopped in the main thread; while it unwinds, further ones are
     ignored, so that the clean-up is not cut short."""
 
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main one
+        yield
+        return
     stopping = []
 
     def stop(signum, _frame):
