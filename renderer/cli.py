@@ -353,7 +353,7 @@ def show_binding_problems(binding) -> None:
     show_problems(binding.problems)
     if binding.refusal:
         click.echo(binding.refusal, err=True)
-    if binding.refusal or any(problem.is_error for problem in binding.problems):
+    if binding.refusal or binding.problems:
         raise SystemExit(1)
 
 

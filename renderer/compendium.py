@@ -131,10 +131,10 @@ def bind_selection(
     """The compendium of a batch's records: not written when a record failed, unless
     `keep_going`; then without the records that failed (the old file stays as it was)."""
     failures = selection.failures
-    if failures and not keep_going:
-        return Binding(None, failures, _refusal(out, failures))
     if not selection.entries:
         return Binding(None, failures, f"{out}: not written: no record to bind")
+    if failures and not keep_going:
+        return Binding(None, failures, _refusal(out, failures))
     left_out = tuple(path.name for path in selection.left_out)
     try:
         report = build_compendium(selection.entries, config, out, builder, duplex=duplex,
@@ -145,8 +145,8 @@ def bind_selection(
     return Binding(report, sorted([*failures, *report.problems], key=Problem.sort_key))
 
 
-def _refusal(out: Path, problems: list[Problem], keep_going: bool = False) -> str:
-    count = len({problem.path for problem in problems if problem.is_error})
+def _refusal(out: Path, failures: list[Problem], keep_going: bool = False) -> str:
+    count = len({problem.path for problem in failures})
     if keep_going:
         return f"{out}: not written: no record could be bound"
     return f"{out}: not written: {count} record(s) with problems; --keep-going binds the others"
