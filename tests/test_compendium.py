@@ -326,3 +326,17 @@ def test_specimens_named_like_the_compendiums_own_pages_keep_their_own_page(tmp_
             page = document.pages[pages[entry.slug] - 1]
             related = [destinations[str(a.A.D)] for a in page.Annots if a.A.S == "/GoTo"]
             assert set(related) == {pages[r.target] for r in entry.record.related}, entry.slug
+
+
+@pytest.mark.parametrize("layout", ["classified", "memo"])
+def test_the_contents_name_the_records_left_out(layout):
+    from renderer.matter import Matter, lay_out_run
+
+    entries = list(load_catalog(RECORDS))[:3]
+    matter = Matter.of(entries, Config(layout=layout), left_out=("broken.yaml", "a-b.yml"))
+    plan = plan_pages([entry.slug for entry in entries], duplex=False)
+    _, pdf = lay_out_run(matter, plan, ("contents.html.j2", 0, len(entries)))
+    assert "Not bound: 2 record(s) with problems: a-b.yml, broken.yaml" in pdfs.text(pdf)
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        uris = {str(a.A.URI) for a in document.pages[0].Annots if "/A" in a}
+    assert uris == {f"specimen:{entry.slug}" for entry in entries} | {"matter:index"}
