@@ -22,7 +22,7 @@ from .fileio import write_atomic
 from .layouts import Layout
 from .model import Record
 from .problems import InvalidInput, Problem, at_files, errors_in
-from .records import Catalog, Entry, check_catalog, read_record, record_paths
+from .records import Entry, check_catalog, read_record, record_paths
 
 Progress = Callable[[int, int], None]
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -349,10 +349,6 @@ class Selection:
     failures: list[Problem] = field(default_factory=list)  # why files (or targets) are left out
     warnings: list[Problem] = field(default_factory=list)
     left_out: list[Path] = field(default_factory=list)  # record files not rendered
-
-    @property
-    def catalog(self) -> Catalog:
-        return Catalog({entry.slug: entry for entry in self.entries}, self.warnings)
 
     def without(self, problems: list[Problem]) -> Selection:
         """The records whose files these problems name are left out as well."""
