@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -127,17 +128,15 @@ class Session:
 
     def call(self, function, *args):
         """Run a picklable function on a worker (or here when there are none) and wait."""
-        executor = self._executor_for(1)
-        if executor is None:
+        if self._executor_for(1) is None:
             return function(*args)
-        return executor.submit(function, *args).result()
+        return self._send(function, *args).result()
 
     def map(self, function, argument_lists: list[tuple]) -> list:
         """Run a picklable function over several argument lists in parallel; results in order."""
-        executor = self._executor_for(len(argument_lists))
-        if executor is None:
+        if self._executor_for(len(argument_lists)) is None:
             return [function(*arguments) for arguments in argument_lists]
-        futures = [executor.submit(function, *arguments) for arguments in argument_lists]
+        futures = [self._send(function, *arguments) for arguments in argument_lists]
         return [future.result() for future in futures]
 
     def run(self, jobs: list[DossierJob]) -> Run:
@@ -164,10 +163,19 @@ class Session:
 
     def _submit(self, jobs: dict[str, DossierJob]) -> dict[str, object]:
         """A future (or, without workers, a deferred call) per job, by key."""
-        executor = self._executor_for(len(jobs))
-        if executor is None:
+        if self._executor_for(len(jobs)) is None:
             return {key: _Deferred(render_job, job) for key, job in jobs.items()}
-        return {key: executor.submit(render_job, job) for key, job in jobs.items()}
+        return {key: self._send(render_job, job) for key, job in jobs.items()}
+
+    def _send(self, function, *args):
+        """Submit to the workers; when one of them died (out of memory, killed), the pool is
+        broken for good: the jobs it held fail, and later ones go to a new pool."""
+        try:
+            return self._executor.submit(function, *args)
+        except BrokenProcessPool:
+            self._executor.shutdown(wait=False)
+            self._executor = _worker_pool(self.builder.workers or os.cpu_count())
+            return self._executor.submit(function, *args)
 
     def _completed(self, futures):
         if self._executor is None:  # deferred calls, made one by one
@@ -318,8 +326,8 @@ class Pending:
         """The job's result; a worker that died (out of memory, killed) fails only its jobs."""
         try:
             return future.result()
-        except Exception as error:
-            message = f"not rendered: its worker process failed ({type(error).__name__})"
+        except Exception:
+            message = "not rendered: its worker process stopped unexpectedly"
             return None, [Problem(self.slugs[key], None, "", message)]
 
     def _store(self, key: str, pdf: bytes | None, problems: list[Problem]) -> bytes | None:

@@ -23,6 +23,7 @@ from tests.conftest import ROOT, SEED_SLUG, SEED_YAML, SMALL_CATALOG, small_cata
 BROKEN = "title: Broken\nsalary: [\n"  # YAML that does not parse
 BROKEN_PROBLEM = "broken.yaml:3: while parsing a flow node, did not find expected node content"
 TOO_LONG = "does not fit on one page even at the smallest legible type (6.5 pt)"
+WORKER_DIED = ": not rendered: its worker process stopped unexpectedly"
 
 
 def run(*args):
@@ -243,3 +244,33 @@ def test_a_stopped_build_leaves_no_process_and_no_half_written_file(tmp_path, co
         assert path.suffix == ".pdf", path  # nothing else is left
         with pikepdf.open(path):
             pass
+
+
+def test_a_worker_that_dies_fails_only_its_records(tmp_path):
+    process, out = _start(tmp_path, "build")
+    children = _wait_for_busy_workers(process)
+    victim = next(child for child in children if _is_busy_worker(child))
+    victim.kill()  # as the out-of-memory killer would
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "Traceback" not in stderr
+    lost = [line for line in stderr.splitlines() if line.endswith(WORKER_DIED)]
+    assert lost and all(line.startswith(f"{tmp_path}/records/") for line in lost)
+    assert stderr.splitlines()[-1].startswith(f"{out}/compendium.pdf: not written: ")
+    assert len(stdout.splitlines()) == 4 - len(lost)  # the others were written
+    for path in output_files(out):
+        with pikepdf.open(path):
+            pass
+    assert _session_processes(process.pid) == []
+
+
+def test_after_a_worker_died_later_jobs_go_to_new_workers(tmp_path):
+    from renderer.build import Builder
+
+    builder = Builder(tmp_path / "cache", workers=2)
+    with builder.session() as session:
+        victim = session.call(os.getpid)
+        os.kill(victim, signal.SIGKILL)
+        psutil.Process(victim).wait(timeout=5)
+        time.sleep(0.5)  # the pool learns of it and is broken from then on
+        again = session.call(os.getpid)
+    assert again != victim and not psutil.pid_exists(again)
