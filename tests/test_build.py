@@ -171,7 +171,7 @@ def _session_processes(session: int) -> list[psutil.Process]:
     return found
 
 
-def _left_after_5_seconds(session: int) -> list[list[str]]:
+def _left_after_5_seconds(session: int) -> list[str]:
     """The command lines of the session's processes still alive 5 s from now (or fewer)."""
     deadline = time.monotonic() + 5
     while (left := _session_processes(session)) and time.monotonic() < deadline:
