@@ -3,7 +3,9 @@
 Memory stays flat however many documents are merged: each source is opened, its page's objects
 are renumbered and written out, and it is closed; only object offsets and the fonts' glyph
 tables stay in memory. Small objects are packed into compressed object streams, as WeasyPrint's
-own output is. Links written by a layout as `specimen:<slug>` become named destinations.
+own output is. Links written by a layout as `<scheme>:<name>`, for the schemes of
+`LINK_SCHEMES`, become go-to actions to the named destination `<scheme>/<name>`: a specimen
+and one of the compendium's own pages never share a name, whatever the specimen is called.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ from .fontmerge import FaceMerger, FaceReader, FaceUse
 
 OBJECTS_PER_STREAM = 200
 PREPARED_FORMAT = 1
-INTERNAL_URI = b"(" + INTERNAL_SCHEME.encode()
+# specimen:<slug> (written by the dossiers' context) and matter:<page>, the compendium's own pages
+LINK_SCHEMES = SPECIMEN, MATTER = (INTERNAL_SCHEME.removesuffix(":"), "matter")
+INTERNAL_URIS = tuple(b"(" + scheme.encode() + b":" for scheme in LINK_SCHEMES)
 # A link's action as qpdf writes it (keys sorted, one space apart), when it points inside
 INTERNAL_ACTION = re.compile(
-    rb"/A << /S /URI /Type /Action /URI \(" + INTERNAL_SCHEME.encode() + rb"([^()\\]*)\) >>"
+    rb"/A << /S /URI /Type /Action /URI \(("
+    + b"|".join(re.escape(scheme.encode()) for scheme in LINK_SCHEMES)
+    + rb"):([^()\\]*)\) >>"
 )
 # In qpdf's unparse output: literal strings, hex strings (both kept), and references `N G R`.
 TOKENS = re.compile(rb"\((?:[^\\()]|\\.)*\)|<[0-9A-Fa-f\s]*>|(-?\d+) (\d+) R", re.DOTALL)
@@ -37,12 +43,17 @@ TOKENS = re.compile(rb"\((?:[^\\()]|\\.)*\)|<[0-9A-Fa-f\s]*>|(-?\d+) (\d+) R", r
 @dataclass
 class OutlineEntry:
     title: str
-    page: int  # 1-based
+    destination: str  # a named destination: destination(...) or page_destination(...)
     children: list[OutlineEntry] = field(default_factory=list)
 
 
 def page_destination(number: int) -> str:
     return f"page-{number:06d}"
+
+
+def destination(scheme: str, name: str) -> str:
+    """The named destination that a `<scheme>:<name>` link goes to."""
+    return f"{scheme}/{name}"
 
 
 @dataclass
@@ -142,11 +153,12 @@ class Assembler:
         self._write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
 
     # -- feeding ---------------------------------------------------------------------------
-    def add(self, pdf: bytes, link_pages: dict[str, int]) -> None:
-        """Append every page of `pdf`; `specimen:<target>` links go to link_pages[target]."""
-        self.add_prepared(self.preparer.prepare(pdf), link_pages)
+    def add(self, pdf: bytes, destinations: dict[str, int]) -> None:
+        """Append every page of `pdf`; a `<scheme>:<name>` link goes to the named destination
+        `<scheme>/<name>` when `destinations` (name -> page) has it, else it is dropped."""
+        self.add_prepared(self.preparer.prepare(pdf), destinations)
 
-    def add_prepared(self, source: Prepared, link_pages: dict[str, int]) -> None:
+    def add_prepared(self, source: Prepared, destinations: dict[str, int]) -> None:
         """Append a prepared source: its local numbers become the output's."""
         first_page = 3 + self.pages_written
         self.pages_written += source.pages
@@ -172,8 +184,8 @@ class Assembler:
             if data is not None:
                 self._write_stream(number_of(local), body, data)
                 continue
-            if INTERNAL_URI in body:
-                body = _retarget_links(body, link_pages)
+            if any(uri in body for uri in INTERNAL_URIS):
+                body = _retarget_links(body, destinations)
             self._queue_object(number_of(local), body)
 
     def _allocate(self) -> int:
@@ -218,10 +230,17 @@ class Assembler:
         self._write_stream(number, dictionary, data)
         self.pending = []
 
-    def finish(self, outline: list[OutlineEntry], info: dict[str, str], page_labels=()) -> None:
+    def finish(
+        self,
+        outline: list[OutlineEntry],
+        info: dict[str, str],
+        page_labels=(),
+        destinations: dict[str, int] | None = None,
+    ) -> None:
         """Shared fonts, page tree, destinations, outline, metadata, cross-reference stream.
 
         `page_labels`: (first page index, style such as /r or /D, first number) for viewers.
+        `destinations`: named destinations (name -> 1-based page), besides one per page.
         """
         if self.pages_written != self.page_count:
             raise RuntimeError(f"{self.pages_written} pages written, {self.page_count} planned")
@@ -233,9 +252,11 @@ class Assembler:
         kids = b" ".join(b"%d 0 R" % (3 + i) for i in range(self.page_count))
         self._queue_object(2, b"<</Type /Pages /Count %d /Kids [%s]>>" % (self.page_count, kids))
         outline_number = self._write_outline(outline)
-        names = b" ".join(
-            b"%s [%d 0 R /Fit]" % (pikepdf.String(page_destination(i + 1)).unparse(), 3 + i)
-            for i in range(self.page_count)
+        named = {page_destination(i + 1): i + 1 for i in range(self.page_count)}
+        named |= destinations or {}
+        names = b" ".join(  # a name tree's keys are in byte order
+            b"%s [%d 0 R /Fit]" % (pikepdf.String(name).unparse(), 2 + named[name])
+            for name in sorted(named, key=str.encode)
         )
         labels = b" ".join(
             b"%d <</S %s /St %d>>" % (index, style.encode(), start)
@@ -271,7 +292,7 @@ class Assembler:
             parts = [
                 b"/Title " + pikepdf.String(entry.title).unparse(),
                 b"/Parent %d 0 R" % parent,
-                b"/Dest " + pikepdf.String(page_destination(entry.page)).unparse(),
+                b"/Dest " + pikepdf.String(entry.destination).unparse(),
             ]
             if index > 0:
                 parts.append(b"/Prev %d 0 R" % numbers[index - 1])
@@ -305,17 +326,17 @@ class Assembler:
         )
 
 
-def _retarget_links(body: bytes, link_pages: dict[str, int]) -> bytes:
-    """Internal links (`specimen:<target>` URIs) become go-to actions, or plain boxes when the
-    target is not in this document."""
+def _retarget_links(body: bytes, destinations: dict[str, int]) -> bytes:
+    """Internal links (`<scheme>:<name>` URIs) become go-to actions to their named destination,
+    or plain boxes when the target is not in this document."""
 
     def retarget(match: re.Match) -> bytes:
-        page = link_pages.get(match[1].decode())
-        if page is None:
+        name = destination(match[1].decode(), match[2].decode())
+        if name not in destinations:
             return b""
-        return b"/A << /D %s /S /GoTo >>" % pikepdf.String(page_destination(page)).unparse()
+        return b"/A << /D %s /S /GoTo >>" % pikepdf.String(name).unparse()
 
     retargeted = INTERNAL_ACTION.sub(retarget, body)
-    if INTERNAL_URI in retargeted:  # written in a way this code does not know: never ship it
+    if any(uri in retargeted for uri in INTERNAL_URIS):  # written in a way unknown here
         raise RuntimeError(f"unrecognised internal link: {body[:200]!r}")
     return retargeted

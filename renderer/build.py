@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
-from collections.abc import Callable
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from multiprocessing import get_context
 from pathlib import Path
 
 from .cache import RenderCache, inputs_fingerprint, job_key
@@ -18,10 +22,12 @@ from .context import Links
 from .fileio import write_atomic
 from .layouts import Layout
 from .model import Record
-from .problems import InvalidInput, Problem, at_files
-from .records import Entry, load_catalog, load_record
+from .problems import InvalidInput, Problem, at_files, errors_in
+from .records import Entry, check_catalog, read_record, record_paths
 
 Progress = Callable[[int, int], None]
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ def render_job(job: DossierJob) -> tuple[bytes | None, list[Problem]]:
         ), []
     except InvalidInput as error:
         return None, error.problems
+    except Exception as error:  # a fault of this record's render must not stop the others
+        message = f"cannot be rendered: {type(error).__name__}: {error}"
+        return None, [Problem(job.record.slug, None, "", message)]
 
 
 @dataclass(frozen=True)
@@ -96,8 +105,12 @@ class Builder:
         self._session = Session(self)
         try:
             yield self._session
-        finally:
+        except BaseException:  # an error or a signal: queued jobs are dropped, workers ended
+            self._session.abort()
+            raise
+        else:
             self._session.close()
+        finally:
             self._session = None
 
     def run(self, jobs: list[DossierJob]) -> Run:
@@ -111,20 +124,19 @@ class Session:
     def __init__(self, builder: Builder):
         self.builder = builder
         self._executor = None
+        self._others = set(multiprocessing.active_children())  # processes that are not its own
 
     def call(self, function, *args):
         """Run a picklable function on a worker (or here when there are none) and wait."""
-        executor = self._executor_for(1)
-        if executor is None:
+        if self._executor_for(1) is None:
             return function(*args)
-        return executor.submit(function, *args).result()
+        return self._send(function, *args).result()
 
     def map(self, function, argument_lists: list[tuple]) -> list:
         """Run a picklable function over several argument lists in parallel; results in order."""
-        executor = self._executor_for(len(argument_lists))
-        if executor is None:
+        if self._executor_for(len(argument_lists)) is None:
             return [function(*arguments) for arguments in argument_lists]
-        futures = [executor.submit(function, *arguments) for arguments in argument_lists]
+        futures = [self._send(function, *arguments) for arguments in argument_lists]
         return [future.result() for future in futures]
 
     def run(self, jobs: list[DossierJob]) -> Run:
@@ -142,7 +154,8 @@ class Session:
         missing = {
             key: job for key, job in zip(keys, jobs, strict=True) if builder.cache.get(key) is None
         }
-        return Pending(self, keys, self._submit(missing))
+        slugs = {key: job.record.slug for key, job in missing.items()}
+        return Pending(self, keys, self._submit(missing), slugs)
 
     def _report(self, done: int, total: int) -> None:
         if self.builder.progress is not None:
@@ -150,10 +163,19 @@ class Session:
 
     def _submit(self, jobs: dict[str, DossierJob]) -> dict[str, object]:
         """A future (or, without workers, a deferred call) per job, by key."""
-        executor = self._executor_for(len(jobs))
-        if executor is None:
+        if self._executor_for(len(jobs)) is None:
             return {key: _Deferred(render_job, job) for key, job in jobs.items()}
-        return {key: executor.submit(render_job, job) for key, job in jobs.items()}
+        return {key: self._send(render_job, job) for key, job in jobs.items()}
+
+    def _send(self, function, *args):
+        """Submit to the workers; when one of them died (out of memory, killed), the pool is
+        broken for good: the jobs it held fail, and later ones go to a new pool."""
+        try:
+            return self._executor.submit(function, *args)
+        except BrokenProcessPool:
+            self._executor.shutdown(wait=False)
+            self._executor = _worker_pool(self.builder.workers or os.cpu_count())
+            return self._executor.submit(function, *args)
 
     def _completed(self, futures):
         if self._executor is None:  # deferred calls, made one by one
@@ -171,17 +193,90 @@ class Session:
             if self.builder.scheduler:
                 self._executor = _dask_client(self.builder.scheduler)
             elif (self.builder.workers or os.cpu_count() or 1) > 1:
-                # spawn: WeasyPrint is imported in each worker, never inherited through a fork
-                workers = self.builder.workers or os.cpu_count()
-                self._executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+                self._executor = _worker_pool(self.builder.workers or os.cpu_count())
         return self._executor
 
     def close(self) -> None:
+        """Once every result is in: the workers finish and exit."""
         if self._executor is not None:
             if self.builder.scheduler:
                 self._executor.close()
             else:
                 self._executor.shutdown()
+
+    def abort(self) -> None:
+        """After an error or a signal: queued jobs are dropped and the workers end now, without
+        finishing the renders under way."""
+        if self._executor is None:
+            return
+        if self.builder.scheduler:
+            self._executor.close()  # the cluster cancels this client's jobs
+            return
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        workers = [p for p in multiprocessing.active_children() if p not in self._others]
+        for worker in workers:
+            worker.kill()
+        for worker in workers:
+            worker.join()
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn: WeasyPrint is imported in each worker, never inherited through a fork
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(),),
+    )
+
+
+def _start_worker(parent: int) -> None:
+    """Runs first in each worker: it dies with the process that started it, however that ends
+    (even by SIGKILL), and leaves Ctrl-C, which the terminal sends to every process of the
+    group, to that process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        import ctypes
+
+        # The kernel sends it when the thread that started the worker ends: workers are
+        # started by submit(), from the thread that runs the build
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent was gone before the line above took effect
+        os._exit(1)
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: the command unwinds (temporary files are removed, workers
+    ended) and exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.exit_code = 128 + signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Stopped in the main thread; while it unwinds, further ones are
+    ignored, so that the clean-up is not cut short."""
+
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main one
+        yield
+        return
+    stopping = []
+
+    def stop(signum, _frame):
+        for number in STOPPING_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        stopping.append(signum)
+        raise Stopped(signum)
+
+    previous = {number: signal.signal(number, stop) for number in STOPPING_SIGNALS}
+    try:
+        yield
+    finally:
+        if not stopping:  # once stopping, the process is on its way out: they stay ignored
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 class _Deferred:
@@ -201,8 +296,8 @@ class Pending:
     one job it needs. `finish()` waits for the rest and reports what failed.
     """
 
-    def __init__(self, session: Session, keys: list[str], futures: dict[str, object]):
-        self.session, self.keys, self.futures = session, keys, futures
+    def __init__(self, session: Session, keys: list[str], futures: dict[str, object], slugs):
+        self.session, self.keys, self.futures, self.slugs = session, keys, futures, slugs
         self.rendered, self.problems = len(futures), []
         self._done = len(keys) - len(futures)
         session._report(self._done, len(keys))
@@ -216,15 +311,24 @@ class Pending:
         future = self.futures.pop(key, None)
         if future is None:
             return self.cache.get(key)
-        return self._store(key, *future.result())
+        return self._store(key, *self._outcome(key, future))
 
     def finish(self) -> Run:
         owners = {future: key for key, future in self.futures.items()}
         self.futures.clear()
         for future in self.session._completed(list(owners)):
             # popped, so that each PDF is freed once cached: memory stays flat however many
-            self._store(owners.pop(future), *future.result())
+            key = owners.pop(future)
+            self._store(key, *self._outcome(key, future))
         return Run(self.keys, self.problems, self.rendered)
+
+    def _outcome(self, key: str, future) -> tuple[bytes | None, list[Problem]]:
+        """The job's result; a worker that died (out of memory, killed) fails only its jobs."""
+        try:
+            return future.result()
+        except Exception:
+            message = "not rendered: its worker process stopped unexpectedly"
+            return None, [Problem(self.slugs[key], None, "", message)]
 
     def _store(self, key: str, pdf: bytes | None, problems: list[Problem]) -> bytes | None:
         self.problems += problems
@@ -244,19 +348,88 @@ def _dask_client(address: str):
     return Client(address)
 
 
-def select_entries(records_dir: Path, targets: tuple[str, ...], store=None) -> list[Entry]:
+@dataclass(frozen=True)
+class Selection:
+    """The records a batch command renders, and the record files it leaves out with their
+    problems: one bad record does not stop the others."""
+
+    entries: list[Entry]
+    failures: list[Problem] = field(default_factory=list)  # why files (or targets) are left out
+    warnings: list[Problem] = field(default_factory=list)
+    left_out: list[Path] = field(default_factory=list)  # record files not rendered
+
+    def without(self, problems: list[Problem]) -> Selection:
+        """The records whose files these problems name are left out as well."""
+        failing = {problem.path for problem in errors_in(problems)}
+        dropped = [entry.path for entry in self.entries if str(entry.path) in failing]
+        return replace(
+            self,
+            entries=[entry for entry in self.entries if entry.path not in dropped],
+            failures=sorted([*self.failures, *problems], key=Problem.sort_key),
+            left_out=sorted([*self.left_out, *dropped]),
+        )
+
+
+def select_catalog(records_dir: Path, *, strict: bool = False, store=None) -> Selection:
+    """Every record of the folder that can be rendered; the others are left out, with their
+    problems (with `strict`, warnings leave a record out too)."""
+    entries, problems = check_catalog(records_dir, store)
+    failures = problems if strict else errors_in(problems)
+    failing = {problem.path for problem in failures}
+    kept = [entry for entry in entries if str(entry.path) not in failing]
+    rendered = {entry.path for entry in kept}
+    files = record_paths(records_dir) if records_dir.is_dir() else []
+    left_out = [path for path in files if path not in rendered]
+    warnings = [problem for problem in problems if problem not in failures]
+    return Selection(kept, failures, warnings, left_out)
+
+
+def select_records(records_dir: Path, targets: tuple[str, ...], store=None) -> Selection:
     """Records named by slug (in the catalog) or by path; every record when none are named."""
-    paths = [target for target in targets if target.endswith((".yaml", ".yml"))]
-    slugs = [target for target in targets if target not in paths]
-    entries = [load_record(path) for path in paths]
-    if slugs or not targets:
-        catalog = load_catalog(records_dir, store=store)
-        missing = [slug for slug in slugs if slug not in catalog]
-        if missing:
-            problems = [Problem(str(records_dir), None, "", f"no record {s!r}") for s in missing]
-            raise InvalidInput(problems)
-        entries += [catalog[slug] for slug in slugs] if targets else list(catalog)
-    return entries
+    paths = [Path(target) for target in targets if target.endswith((".yaml", ".yml"))]
+    slugs = [target for target in targets if not target.endswith((".yaml", ".yml"))]
+    chosen = Selection([]) if targets else select_catalog(records_dir, store=store)
+    for path in paths:
+        entry, problems = read_record(path)
+        if entry is None:
+            chosen = replace(chosen, failures=chosen.failures + problems,
+                             left_out=[*chosen.left_out, path])  # fmt: skip
+        else:
+            chosen = replace(chosen, entries=[*chosen.entries, entry])
+    if slugs:
+        chosen = _by_slug(chosen, select_catalog(records_dir, store=store), slugs, records_dir)
+    return replace(chosen, failures=sorted(chosen.failures, key=Problem.sort_key))
+
+
+def _by_slug(chosen: Selection, catalog: Selection, slugs: list[str], records_dir: Path):
+    """The catalog's records of these slugs; for a slug whose file was left out, its problems."""
+    by_slug = {entry.slug: entry for entry in catalog.entries}
+    folder = [problem for problem in catalog.failures if problem.path == str(records_dir)]
+    failures, left_out, entries = list(folder), [], []
+    for slug in slugs:
+        files = [path for path in catalog.left_out if path.stem == slug]
+        if slug in by_slug:
+            entries.append(by_slug[slug])
+        elif files:
+            failures += [p for p in catalog.failures if p.path in {str(f) for f in files}]
+            left_out += files
+        elif not folder:
+            failures.append(Problem(str(records_dir), None, "", f"no record {slug!r}"))
+    return replace(
+        chosen,
+        entries=chosen.entries + entries,
+        failures=chosen.failures + failures,
+        left_out=chosen.left_out + left_out,
+    )
+
+
+def select_entries(records_dir: Path, targets: tuple[str, ...], store=None) -> list[Entry]:
+    """Like select_records, for commands that need every record named: raises InvalidInput
+    listing the problems of those that cannot be rendered."""
+    selection = select_records(records_dir, targets, store)
+    if selection.failures:
+        raise InvalidInput(selection.failures)
+    return selection.entries
 
 
 def render_dossiers(
@@ -269,8 +442,8 @@ def render_dossiers(
     echo: Callable[..., None] = print,
     png_dpi: int | None = None,
 ) -> list[Problem]:
-    """Render each entry to <out>/<slug>.pdf (and .png at `png_dpi`); returns the problems of
-    those that failed."""
+    """Render each entry to <out>/<slug>.pdf (and .png at `png_dpi`), echoing each path written;
+    returns the problems of those that failed, located at their files."""
     jobs = [DossierJob(e.record, config, variant=variant, source=e.path) for e in entries]
     run = builder.run(jobs)
     for entry, key in zip(entries, run.keys, strict=True):
@@ -286,6 +459,4 @@ def render_dossiers(
             (image,) = png_pages(pdf, png_dpi)
             write_atomic(target.with_suffix(".png"), image)
             echo(str(target.with_suffix(".png")))
-    for problem in at_files(run.problems, {entry.slug: str(entry.path) for entry in entries}):
-        echo(str(problem), err=True)
-    return run.problems
+    return at_files(run.problems, {entry.slug: str(entry.path) for entry in entries})

@@ -82,6 +82,24 @@ def show_problems(problems) -> None:
         click.echo(str(problem), err=True)
 
 
+def stops_cleanly(command):
+    """SIGINT and SIGTERM end the command with one line and 128 + the signal's number, once
+    temporary files are removed and worker processes ended."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .build import Stopped, stop_on_signals
+
+        try:
+            with stop_on_signals():
+                return command(*args, **kwargs)
+        except Stopped as stop:
+            click.echo("interrupted", err=True)
+            raise SystemExit(stop.exit_code) from None
+
+    return wrapper
+
+
 @click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dossier", message="dossier %(version)s")
 def main() -> None:
@@ -221,6 +239,11 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
 scheduler_option = click.option(
     "--scheduler", default=None, help="Render on a Dask cluster at tcp://HOST:PORT."
 )
+keep_going_option = click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Bind the compendium without the records that have problems (listed on its contents).",
+)
 
 
 def make_builder(cache_dir: Path, jobs: int | None, quiet: bool, scheduler: str | None = None):
@@ -283,12 +306,16 @@ def _progress_bar():
 @cache_option
 @quiet_option
 @reports_invalid_input
+@stops_cleanly
 def render(
     targets, render_all, records_dir, config_path, out, paper, base_url, layout, pdf_variant,
     png, dpi, jobs, cache_dir, quiet,
 ):  # fmt: skip
-    """Render records to one-page PDF dossiers, <out>/<slug>.pdf."""
-    from .build import render_dossiers, select_entries
+    """Render records to one-page PDF dossiers, <out>/<slug>.pdf.
+
+    Every record that can be rendered is; the problems of the others are listed at the end
+    (exit code 1)."""
+    from .build import render_dossiers, select_records
     from .config import load_config
 
     if not targets and not render_all:
@@ -296,10 +323,12 @@ def render(
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet)
     with one_at_a_time(cache_dir):
-        entries = select_entries(records_dir, targets, store=builder.cache)
-        failed = render_dossiers(entries, config, out, builder, variant=pdf_variant,
+        selection = select_records(records_dir, targets, store=builder.cache)
+        failed = render_dossiers(selection.entries, config, out, builder, variant=pdf_variant,
                                  echo=click.echo, png_dpi=dpi if png else None)  # fmt: skip
-    if failed:
+    selection = selection.without(failed)
+    show_problems(selection.failures)
+    if selection.failures:
         raise SystemExit(1)
 
 
@@ -322,32 +351,53 @@ def render(
 @scheduler_option
 @cache_option
 @quiet_option
+@keep_going_option
 @reports_invalid_input
+@stops_cleanly
 def compendium(
     records_dir, config_path, out, paper, base_url, layout, duplex, contact_sheet, jobs,
-    scheduler, cache_dir, quiet,
+    scheduler, cache_dir, quiet, keep_going,
 ):  # fmt: skip
-    """Bind the whole catalog into one PDF: cover, contents, dossiers, index, bookmarks."""
-    from .compendium import build_compendium
+    """Bind the whole catalog into one PDF: cover, contents, dossiers, index, bookmarks.
+
+    When a record has problems, they are listed and the file is not written, unless
+    --keep-going (exit code 1 either way)."""
+    from .build import select_catalog
+    from .compendium import bind_selection
     from .config import load_config
     from .fileio import replaceable
-    from .records import load_catalog
 
     out = in_folder(out, "compendium.pdf")
     replaceable(out)  # a FIFO or device there is refused before rendering
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
     with one_at_a_time(cache_dir):
-        catalog = load_catalog(records_dir, store=builder.cache)
-        show_problems(catalog.warnings)
-        report = build_compendium(catalog, config, out, builder, duplex=duplex)
-    click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
-    if contact_sheet:
-        from .fileio import write_atomic
-        from .raster import contact_sheet as sheet_of
+        selection = select_catalog(records_dir, store=builder.cache)
+        show_problems(selection.warnings)
+        binding = bind_selection(selection, config, out, builder, duplex=duplex,
+                                 keep_going=keep_going)  # fmt: skip
+    if binding.report is not None:
+        show_report(binding.report)
+        if contact_sheet:
+            from .fileio import write_atomic
+            from .raster import contact_sheet as sheet_of
 
-        write_atomic(out.with_suffix(".png"), sheet_of(out.read_bytes()))
-        click.echo(str(out.with_suffix(".png")))
+            write_atomic(out.with_suffix(".png"), sheet_of(out.read_bytes()))
+            click.echo(str(out.with_suffix(".png")))
+    show_binding_problems(binding)
+
+
+def show_report(report) -> None:
+    click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
+
+
+def show_binding_problems(binding) -> None:
+    """Every failure at the end, then why the compendium was not written; exit code 1."""
+    show_problems(binding.problems)
+    if binding.refusal:
+        click.echo(binding.refusal, err=True)
+    if binding.refusal or binding.problems:
+        raise SystemExit(1)
 
 
 @main.command(epilog=EXIT_CODES)
@@ -365,26 +415,33 @@ def compendium(
 @jobs_option
 @scheduler_option
 @quiet_option
+@keep_going_option
 @reports_invalid_input
-def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet) -> None:
-    """Check the catalog, render every dossier into <out>/dossiers/ and <out>/compendium.pdf."""
-    from .build import render_dossiers
-    from .compendium import build_compendium
+@stops_cleanly
+def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet, keep_going):
+    """Check the catalog, render every dossier into <out>/dossiers/ and <out>/compendium.pdf.
+
+    Every record that can be rendered is; the problems of the others are listed at the end
+    (exit code 1), and the compendium is then not written, unless --keep-going."""
+    from .build import render_dossiers, select_catalog
+    from .compendium import bind_selection
     from .config import load_config
     from .fileio import replaceable
-    from .records import load_catalog
 
     config = load_config(config_path, layout=layout)
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
     replaceable(out / "compendium.pdf")  # a FIFO or device there is refused before rendering
     with one_at_a_time(out / ".cache"):
-        catalog = load_catalog(records_dir, strict=strict, store=builder.cache)
-        show_problems(catalog.warnings)
+        selection = select_catalog(records_dir, strict=strict, store=builder.cache)
+        show_problems(selection.warnings)
         with builder.session():  # one set of workers for both steps
-            if render_dossiers(list(catalog), config, out / "dossiers", builder, echo=click.echo):
-                raise SystemExit(1)
-            report = build_compendium(catalog, config, out / "compendium.pdf", builder)
-    click.echo(f"{report.path} ({report.pages} pages, {report.rendered} dossier(s) rendered)")
+            failed = render_dossiers(selection.entries, config, out / "dossiers", builder,
+                                     echo=click.echo)  # fmt: skip
+            binding = bind_selection(selection.without(failed), config, out / "compendium.pdf",
+                                     builder, keep_going=keep_going)  # fmt: skip
+    if binding.report is not None:
+        show_report(binding.report)
+    show_binding_problems(binding)
 
 
 @main.command(epilog=EXIT_CODES)

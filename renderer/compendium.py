@@ -6,21 +6,31 @@ import functools
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .assemble import Assembler, OutlineEntry, Prepared, Preparer
-from .build import Builder, DossierJob, Pending, Session
+from .assemble import (
+    MATTER,
+    SPECIMEN,
+    Assembler,
+    OutlineEntry,
+    Prepared,
+    Preparer,
+    destination,
+    page_destination,
+)
+from .build import Builder, DossierJob, Pending, Selection, Session
 from .cache import job_key
 from .config import Config
 from .context import Links
 from .fileio import atomic_writer
 from .layouts import FONTS_DIR, Layout
 from .matter import MATTER_TEMPLATES, Matter, PagePlan, lay_out_run, plan_pages
-from .problems import InvalidInput
-from .records import Catalog
+from .problems import InvalidInput, Problem, at_files
+from .records import Catalog, Entry
 
-INDEX_TARGET = "index"
+# the compendium's own pages, linked as matter:<name>; specimens are specimen:<slug>
+COVER, CONTENTS, INDEX = (destination(MATTER, name) for name in ("cover", "contents", "index"))
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,8 @@ class CompendiumReport:
     path: Path
     pages: int
     rendered: int
+    left_out: tuple[str, ...] = ()  # record files not bound
+    problems: list[Problem] = field(default_factory=list)  # of dossiers that did not render
 
 
 @dataclass
@@ -42,31 +54,102 @@ class Parts:
 
 
 def build_compendium(
-    catalog: Catalog, config: Config, out: Path, builder: Builder, *, duplex: bool = False
+    catalog: Catalog | list[Entry],
+    config: Config,
+    out: Path,
+    builder: Builder,
+    *,
+    duplex: bool = False,
+    left_out: tuple[str, ...] = (),
+    keep_going: bool = False,
 ) -> CompendiumReport:
     """Render (or reuse) every dossier with its compendium page numbers and assemble one PDF.
 
     As in Pelican's generators, every page number is settled before any dossier is rendered:
     dossiers are numbered from 1, so only the index's length must be known first (for the
     totals in the footers); each dossier is then laid out once, with its final numbers.
+
+    `left_out` names record files that are not bound; the contents page lists them. A dossier
+    that cannot be rendered stops the binding (InvalidInput, nothing written); with
+    `keep_going`, it is left out as well and the others are bound again.
     """
     Layout.find(config.layout).require(MATTER_TEMPLATES, "the compendium")
-    matter = Matter.of(catalog, config)
-    slugs = [slug for slug, _, _ in matter.specimens]
+    entries, left_out, problems, rendered = list(catalog), tuple(left_out), [], 0
     with builder.session() as session:
-        plan, parts = _matter_pages(session, builder, matter, slugs, duplex)
-        jobs = [DossierJob(e.record, config, dossier_links(e.record, plan)) for e in catalog]
-        pending = session.start(jobs)  # the file is assembled while the missing ones render
-        try:
-            with atomic_writer(out) as stream:
-                pages = _assemble(stream, plan, slugs, pending, parts, matter, duplex)
-        except _RenderFailed:
-            raise InvalidInput(pending.finish().problems) from None
-    return CompendiumReport(out, pages, pending.rendered)
+        while True:
+            pages, run = _bind(session, builder, entries, config, out, duplex, left_out)
+            rendered += run.rendered
+            if pages is not None:
+                return CompendiumReport(out, pages, rendered, left_out, problems)
+            failed = [e for e in entries if e.slug in {p.path for p in run.problems}]
+            problems += at_files(run.problems, {e.slug: str(e.path) for e in entries})
+            if not keep_going or not failed or len(failed) == len(entries):
+                raise InvalidInput(problems)
+            left_out += tuple(entry.path.name for entry in failed)
+            entries = [entry for entry in entries if entry not in failed]
 
 
 class _RenderFailed(Exception):
     """A dossier could not be rendered: the file is abandoned, the problems are reported."""
+
+
+def _bind(session, builder, entries: list[Entry], config, out, duplex, left_out):
+    """One attempt: (page count, run) once written; (None, run) when a dossier failed, the
+    file abandoned and every render finished, so that all the failures are known."""
+    matter = Matter.of(entries, config, left_out)
+    slugs = [slug for slug, _, _ in matter.specimens]
+    plan, parts = _matter_pages(session, builder, matter, slugs, duplex)
+    jobs = [DossierJob(e.record, config, dossier_links(e.record, plan)) for e in entries]
+    pending = session.start(jobs)  # the file is assembled while the missing ones render
+    try:
+        with atomic_writer(out) as stream:
+            pages = _assemble(stream, plan, slugs, pending, parts, matter, duplex)
+    except _RenderFailed:
+        pages = None
+    return pages, pending.finish()
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What became of the compendium of a batch: its report when written, else the one line
+    saying why not; and the problems of every record left out."""
+
+    report: CompendiumReport | None
+    problems: list[Problem]
+    refusal: str | None = None
+
+
+def bind_selection(
+    selection: Selection,
+    config: Config,
+    out: Path,
+    builder: Builder,
+    *,
+    duplex: bool = False,
+    keep_going: bool = False,
+) -> Binding:
+    """The compendium of a batch's records: not written when a record failed, unless
+    `keep_going`; then without the records that failed (the old file stays as it was)."""
+    failures = selection.failures
+    if not selection.entries:
+        return Binding(None, failures, f"{out}: not written: no record to bind")
+    if failures and not keep_going:
+        return Binding(None, failures, _refusal(out, failures))
+    left_out = tuple(path.name for path in selection.left_out)
+    try:
+        report = build_compendium(selection.entries, config, out, builder, duplex=duplex,
+                                  left_out=left_out, keep_going=keep_going)  # fmt: skip
+    except InvalidInput as error:
+        problems = sorted([*failures, *error.problems], key=Problem.sort_key)
+        return Binding(None, problems, _refusal(out, problems, keep_going))
+    return Binding(report, sorted([*failures, *report.problems], key=Problem.sort_key))
+
+
+def _refusal(out: Path, failures: list[Problem], keep_going: bool = False) -> str:
+    count = len({problem.path for problem in failures})
+    if keep_going:
+        return f"{out}: not written: no record could be bound"
+    return f"{out}: not written: {count} record(s) with problems; --keep-going binds the others"
 
 
 def dossier_links(record, plan: PagePlan) -> Links:
@@ -146,33 +229,35 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     total = front + plan.total
     layout = Layout.find(matter.config.layout)
     assembler = Assembler(stream, total, [FONTS_DIR, layout.folder], pending.cache)
-    targets = {slug: front + page for slug, page in plan.dossiers.items()}
-    targets[INDEX_TARGET] = front + plan.index
+    destinations = {destination(SPECIMEN, s): front + page for s, page in plan.dossiers.items()}
+    destinations |= {COVER: 1, CONTENTS: 2, INDEX: front + plan.index}  # a one-page cover
     for pdf in [*parts.cover, *parts.contents]:
-        assembler.add(pdf, targets)
+        assembler.add(pdf, destinations)
     if front_pad:
-        assembler.add(next(blanks), targets)
+        assembler.add(next(blanks), destinations)
     for slug, key in zip(slugs, pending.keys, strict=True):
         if plan.dossiers[slug] - 1 in plan.blanks:
-            assembler.add(next(blanks), targets)
-        assembler.add_prepared(_prepared(pending, key, assembler.preparer, slug), targets)
+            assembler.add(next(blanks), destinations)
+        prepared = _prepared(pending, key, assembler.preparer, slug)
+        assembler.add_prepared(prepared, destinations)
     for pdf in parts.index:
-        assembler.add(pdf, targets)
+        assembler.add(pdf, destinations)
     titles = {slug: title for slug, title, _ in matter.specimens}
+    specimens = [OutlineEntry(titles[slug], destination(SPECIMEN, slug)) for slug in slugs]
     outline = [
-        OutlineEntry("Cover", 1),
-        OutlineEntry("Contents", 2),
-        OutlineEntry("Specimens", front + 1,
-                     [OutlineEntry(titles[slug], targets[slug]) for slug in slugs]),
-        OutlineEntry("Index of aliases", targets[INDEX_TARGET]),
-    ]  # fmt: skip
+        OutlineEntry("Cover", COVER),
+        OutlineEntry("Contents", CONTENTS),
+        OutlineEntry("Specimens", page_destination(front + 1), specimens),
+        OutlineEntry("Index of aliases", INDEX),
+    ]
     info = {
         "Title": "Specimen Compendium",
         "Author": matter.config.author,
         "Subject": f"{len(slugs)} specimens, compiled {matter.date}",
         "Creator": "dossier",
     }
-    assembler.finish(outline, info, page_labels=[(0, "/r", 1), (front, "/D", 1)])
+    labels = [(0, "/r", 1), (front, "/D", 1)]
+    assembler.finish(outline, info, page_labels=labels, destinations=destinations)
     return total
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ from .context import PAPER_SIZES
 from .layouts import Layout
 
 if TYPE_CHECKING:
-    from .records import Catalog
+    from .records import Entry
 
 # the compendium's own pages: each layout that binds a compendium has these
 MATTER_TEMPLATES = (
@@ -54,9 +55,11 @@ class Matter:
     date: str
     specimens: tuple[tuple[str, str, str], ...]  # slug, title, case number
     aliases: tuple[tuple[str, str, str], ...]  # alias, title, slug
+    left_out: tuple[str, ...] = ()  # names of record files not bound, for the contents
 
     @classmethod
-    def of(cls, catalog: Catalog, config: Config) -> Matter:
+    def of(cls, catalog: Iterable[Entry], config: Config, left_out: Iterable[str] = ()) -> Matter:
+        catalog = list(catalog)
         specimens = tuple((e.slug, e.record.title, e.record.case_number) for e in catalog)
         aliases = sorted(
             (
@@ -66,7 +69,8 @@ class Matter:
             ),
             key=lambda row: (row[0].casefold(), row[1]),
         )
-        return cls(config, _build_date(catalog, config), specimens, tuple(aliases))
+        date = _build_date(catalog, config)
+        return cls(config, date, specimens, tuple(aliases), tuple(sorted(left_out)))
 
     def runs(self) -> list[tuple[str, int, int]]:
         """The layout jobs: (template, first entry, end) for the contents and the index."""
@@ -91,6 +95,7 @@ class Matter:
             "first": start == 0,
             "last": stop == len(entries),
             "count": stop - start,  # blank pages, for the blank template
+            "left_out": list(self.left_out),
             "specimens": [
                 {"slug": slug, "title": title, "case_number": case, "page": plan.dossiers[slug]}
                 for slug, title, case in self.specimens[start:stop]
@@ -112,7 +117,7 @@ def lay_out_run(matter: Matter, plan: PagePlan, run: tuple[str, int, int]) -> tu
     return len(document.pages), engine.write_document(document)
 
 
-def _build_date(catalog: Catalog, config: Config) -> str:
+def _build_date(catalog: list[Entry], config: Config) -> str:
     if config.date:
         return config.date.isoformat()
     dates = [e.record.case.opened for e in catalog if e.record.case.opened]

@@ -14,11 +14,22 @@ def test_internal_links_become_go_to_actions_or_plain_boxes():
         b"<< /A << /S /URI /Type /Action /URI (specimen:sdet) >> /Subtype /Link >>"
         b"<< /A << /S /URI /Type /Action /URI (specimen:elsewhere) >> /Subtype /Link >>"
     )
-    assert _retarget_links(body, {"sdet": 7}) == (
-        b"<< /A << /D (page-000007) /S /GoTo >> /Subtype /Link >><<  /Subtype /Link >>"
+    assert _retarget_links(body, {"specimen/sdet": 7}) == (
+        b"<< /A << /D (specimen/sdet) /S /GoTo >> /Subtype /Link >><<  /Subtype /Link >>"
+    )
+
+
+def test_a_specimen_and_a_page_of_the_compendium_never_share_a_destination():
+    body = (
+        b"<< /A << /S /URI /Type /Action /URI (specimen:index) >> /Subtype /Link >>"
+        b"<< /A << /S /URI /Type /Action /URI (matter:index) >> /Subtype /Link >>"
+    )
+    assert _retarget_links(body, {"specimen/index": 3, "matter/index": 9}) == (
+        b"<< /A << /D (specimen/index) /S /GoTo >> /Subtype /Link >>"
+        b"<< /A << /D (matter/index) /S /GoTo >> /Subtype /Link >>"
     )
 
 
 def test_an_internal_link_written_another_way_is_never_shipped():
     with pytest.raises(RuntimeError, match="unrecognised internal link"):
-        _retarget_links(b"<< /A << /URI (specimen:sdet) /S /URI >> >>", {"sdet": 7})
+        _retarget_links(b"<< /A << /URI (specimen:sdet) /S /URI >> >>", {"specimen/sdet": 7})

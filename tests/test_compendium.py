@@ -278,3 +278,65 @@ def test_variable_font_weights_print_in_the_binding_as_they_do_alone(tmp_path):
         fonts = [font for page in document.pages for font in page.Resources.Font.values()]
         programs = {font.DescendantFonts[0].FontDescriptor.FontFile2.objgen for font in fonts}
         assert len(programs) == len({str(font.BaseFont) for font in fonts})
+
+
+# the names the compendium's own pages and parts go by: a specimen may be called any of them
+BUILT_IN_NAMES = ("Index", "Contents", "Cover", "Blank", "Matter", "Page 000001")
+
+
+def test_specimens_named_like_the_compendiums_own_pages_keep_their_own_page(tmp_path):
+    import yaml
+
+    from renderer.model import slugify
+
+    records = tmp_path / "records"
+    records.mkdir()
+    slugs = [slugify(title) for title in BUILT_IN_NAMES]
+    for number, title in enumerate(BUILT_IN_NAMES):
+        data = yaml.safe_load((RECORDS / f"{SEED_SLUG}.yaml").read_text(encoding="utf-8"))
+        data["title"] = title
+        others = [name for name in BUILT_IN_NAMES if name != title]
+        data["related"] = [
+            {"title": other, "match": 90, "summary": f"Next to {other}."}
+            for other in others[number % 2 :: 2]
+        ]
+        (records / f"{slugs[number]}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    catalog = load_catalog(records)
+    builder = Builder(tmp_path / "cache", workers=1)
+    build_compendium(catalog, CONFIG, tmp_path / "c.pdf", builder)
+    pdf = (tmp_path / "c.pdf").read_bytes()
+    texts = page_texts(pdf)
+    pages = dossier_page_of(texts)
+    assert set(pages) == set(slugs)
+    index_page = len(texts)  # one page of aliases, last
+    assert texts[index_page - 1].startswith("Index of aliases")
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        destinations = pdfs.named_destinations(document)
+        with document.open_outline() as outline:
+            top = {item.title: item for item in outline.root}
+            bookmarks = {item.title: destinations[str(item.destination)]
+                         for item in top["Specimens"].children}  # fmt: skip
+            assert destinations[str(top["Index of aliases"].destination)] == index_page
+            assert destinations[str(top["Cover"].destination)] == 1
+        assert bookmarks == {title: pages[slugify(title)] for title in BUILT_IN_NAMES}
+        links = [destinations[str(a.A.D)] for a in document.pages[1].Annots if "/A" in a]
+        contents = list(dict.fromkeys(links))  # a link is a box per piece of its text
+        assert contents == [pages[slug] for slug in catalog.entries] + [index_page]
+        for entry in catalog:
+            page = document.pages[pages[entry.slug] - 1]
+            related = [destinations[str(a.A.D)] for a in page.Annots if a.A.S == "/GoTo"]
+            assert set(related) == {pages[r.target] for r in entry.record.related}, entry.slug
+
+
+@pytest.mark.parametrize("layout", ["classified", "memo"])
+def test_the_contents_name_the_records_left_out(layout):
+    from renderer.matter import Matter, lay_out_run
+
+    entries = list(load_catalog(RECORDS))[:3]
+    matter = Matter.of(entries, Config(layout=layout), left_out=("broken.yaml", "a-b.yml"))
+    plan = plan_pages([entry.slug for entry in entries], duplex=False)
+    _, pdf = lay_out_run(matter, plan, ("contents.html.j2", 0, len(entries)))
+    assert "Not bound: 2 record(s) with problems: a-b.yml, broken.yaml" in pdfs.text(pdf)
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        uris = {str(a.A.URI) for a in document.pages[0].Annots if "/A" in a}
+    assert uris == {f"specimen:{entry.slug}" for entry in entries} | {"matter:index"}
