@@ -44,9 +44,13 @@ def _version(package: str) -> str:
 
 
 def _tree_hash(folder: Path, pattern: str) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob(pattern) if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    """The files a render may read below `folder`: links that lead out of it are never read by
+    a render (the loader and the fetcher refuse them), so they are not read here either."""
+    digest, root = hashlib.sha256(), folder.resolve()
+    for path in sorted(folder.rglob(pattern)):
+        real = path.resolve()
+        if real.is_relative_to(root) and real.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + real.read_bytes())
     return digest.hexdigest()
 
 

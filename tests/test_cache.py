@@ -27,6 +27,19 @@ def test_the_fingerprint_follows_the_layout_files(tmp_path):
     assert inputs_fingerprint(Layout.find(str(layout))) != before
 
 
+
+def test_the_fingerprint_reads_nothing_outside_the_layout_folder(tmp_path):
+    layout, outside = tmp_path / "layout", tmp_path / "outside.css"
+    layout.mkdir()
+    (layout / "dossier.html.j2").write_text("<p>one</p>")
+    outside.write_text("p { color: black }")
+    (layout / "linked.css").symlink_to(outside)
+    (layout / "zero.bin").symlink_to("/dev/zero")
+    os.mkfifo(layout / "pipe.css")
+    before = inputs_fingerprint(Layout.find(str(layout)))
+    outside.write_text("p { color: red }")
+    assert inputs_fingerprint(Layout.find(str(layout))) == before
+
 def test_a_damaged_entry_is_discarded(tmp_path):
     cache = RenderCache(tmp_path)
     cache.put("ab" * 32, b"%PDF-1.7 body")
