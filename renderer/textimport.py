@@ -6,10 +6,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model import CURRENCY_SYMBOLS, SECTION_TITLES, Record, money, slugify
+from .inputfiles import read_bounded
+from .model import CURRENCY_SYMBOLS, MAX_SLUG, SECTION_TITLES, Record, money, slugify
 from .problems import InvalidInput, Problem
 from .records import validate
-from .yamlsource import YamlDocument
+from .yamlsource import YamlDocument, YamlProblem, decode
+
+MAX_TEXT_BYTES = 1_000_000  # a scraped record is about 10 kB
 
 SECTION_HEADING = re.compile(r"^\[(\d{2})\]\s+(.+)$")
 AMOUNT = re.compile(r"([$€£¥])\s?(\d{1,3}(?:,\d{3})+|\d+)")
@@ -150,7 +153,10 @@ def _read_header(lines: Lines, out: Builder) -> None:
     line, title = lines.take(r"(.+)", "the specimen's title")
     out.put(("title",), title.group(1), line)
     lines.finish()
-    if record_id.group(1).lower() != slugify(title.group(1)):
+    given, derived = record_id.group(1).lower(), slugify(title.group(1))
+    if given != derived and (not derived or len(derived) > MAX_SLUG):
+        out.put(("slug",), given, id_line)  # the title cannot name the record: the id does
+    elif given != derived:
         raise FormatError(
             id_line, "header",
             f"record id {record_id.group(1)} does not match the title"
@@ -337,14 +343,11 @@ def import_text(text: str, name: str) -> Record:
 def import_file(path: str | Path) -> Record:
     """A valid record from a text file; raises InvalidInput."""
     path = Path(path)
+    raw = read_bounded(path, MAX_TEXT_BYTES, "imported texts")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as error:
-        message = f"cannot read: {error.strerror}"
-        raise InvalidInput([Problem(str(path), None, "", message)]) from None
-    except UnicodeDecodeError as error:
-        message = f"not UTF-8 text (byte 0x{error.object[error.start]:02x})"
-        raise InvalidInput([Problem(str(path), None, "", message)]) from None
+        text = decode(raw)
+    except YamlProblem as error:
+        raise InvalidInput([Problem(str(path), error.line, "", error.message)]) from None
     return import_text(text, str(path))
 
 

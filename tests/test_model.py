@@ -44,7 +44,7 @@ def test_salary_note_keeps_escaped_braces():
     [
         ({"low": 300}, "low (300) is above high (237)"),
         ({"average": 100}, "average (100) lies outside the range 194..237"),
-        ({"note": "from {lo}"}, "note has unknown placeholder(s) lo"),
+        ({"note": "from {lo}"}, "unknown placeholder {lo}; write {low}, {high} or {average}"),
     ],
 )
 def test_salary_rules(changes, message):

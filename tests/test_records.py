@@ -77,8 +77,8 @@ def test_every_problem_is_reported_at_once(lone_seed_dir, seed_yaml_text):
         [
             f"{name}:{line_of(text, 'title:')}: question: required field is missing",
             f"{name}:{line_of(text, 'headline:')}: headline: unknown field (allowed: "
-            "title, question, case, org_chart, habitat, salary, flight_risk, metrics, weaponry,"
-            " encounter, jd_autopsy, day_log, burn_ward, related)",
+            "title, slug, question, case, org_chart, habitat, salary, flight_risk, metrics,"
+            " weaponry, encounter, jd_autopsy, day_log, burn_ward, related)",
             f"{name}:{line_of(text, '  average: lots')}: salary.average: input should be a valid"
             " integer, unable to parse string as an integer (got 'lots')",
             f"{name}:{line_of(text, '  percent: 185')}: flight_risk.percent: input should be less"
