@@ -61,6 +61,9 @@ PATTERN_HINTS = {
     SLUG_PATTERN: "a slug like 'enterprise-architect' (a-z, 0-9, single dashes)",
     CURRENCY_PATTERN: "a three-letter currency code like USD",
 }
+# Far more text than one page holds even at the smallest type; laying out more only costs time
+# (WeasyPrint takes minutes over 100,000 characters of long words).
+MAX_TEXT = 20_000
 # A slug names a file (<slug>.yaml, <slug>.pdf) and ends a URL that a QR code must hold.
 MAX_SLUG = 120
 ClockTime = Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)]
@@ -350,9 +353,33 @@ class Record(Strict):
             raise invalid_at("title", problem, self.title)
         return self
 
+    @model_validator(mode="after")
+    def _fits_a_page_at_all(self) -> Record:
+        length = self.text_length()
+        if length > MAX_TEXT:
+            raise ValueError(
+                f"the record has {length:,} characters of text, and no page holds more than"
+                f" {MAX_TEXT:,}; shorten the longest sections"
+            )
+        return self
+
+    def text_length(self) -> int:
+        """Characters of text in the record: what the dossier's page must hold."""
+        return _text_length(self.model_dump())
+
     @property
     def case_number(self) -> str:
         return self.case.number or default_case_number(self.slug)
+
+
+def _text_length(value: object) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return sum(_text_length(item) for item in value)
+    return 0
 
 
 def json_schema() -> dict:
