@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .inputfiles import read_bounded
-from .model import CURRENCY_SYMBOLS, MAX_SLUG, SECTION_TITLES, Record, money, slugify
+from .model import (
+    CURRENCY_SYMBOLS,
+    MAX_AMOUNT,
+    MAX_SLUG,
+    SECTION_TITLES,
+    Record,
+    money,
+    slugify,
+)
 from .problems import InvalidInput, Problem
 from .records import validate
 from .yamlsource import YamlDocument, YamlProblem, decode
@@ -193,7 +201,7 @@ def _salary(lines: Lines, out: Builder) -> None:
     line, average = lines.take(AMOUNT.pattern, "the market average, e.g. $210,000")
     currency = SYMBOL_CURRENCIES[average.group(1)]
     out.put(("salary", "currency"), currency, line)
-    out.put(("salary", "average"), _number(average.group(2)), line)
+    out.put(("salary", "average"), _number(average.group(2), line, lines), line)
     line, note = lines.take(r"\*\s*(.+)", "the salary note starting with '*'")
     amounts = list(AMOUNT.finditer(note.group(1)))[:2]
     if len(amounts) < 2:
@@ -203,14 +211,18 @@ def _salary(lines: Lines, out: Builder) -> None:
     for name, amount in zip(("low", "high"), amounts, strict=True):
         if SYMBOL_CURRENCIES[amount.group(1)] != currency:
             raise FormatError(line, lines.section, f"{amount.group(0)} is not in {currency}")
-        out.put(("salary", name), _number(amount.group(2)), line)
+        out.put(("salary", name), _number(amount.group(2), line, lines), line)
     out.put(("salary", "note"), _range_template(note.group(1), amounts), line)
     line, verdict = lines.take(QUOTED, "the quoted verdict")
     out.put(("salary", "verdict"), verdict.group(1), line)
 
 
-def _number(digits: str) -> int:
-    return int(digits.replace(",", ""))
+def _number(digits: str, line: int, lines: Lines) -> int:
+    digits = digits.replace(",", "")
+    if len(digits) > len(str(MAX_AMOUNT)):  # Python will not even read a number of 5000 digits
+        message = f"an amount of {len(digits)} digits; amounts are at most {MAX_AMOUNT:,}"
+        raise FormatError(line, lines.section, message)
+    return int(digits)
 
 
 def _range_template(note: str, amounts: list[re.Match]) -> str:
