@@ -68,6 +68,6 @@ def skeleton(title: str, slug: str | None = None, name: str = "dossier new") -> 
     named = {"slug": slug} if slug is not None else {}
     data = {"title": title, **named, "question": question, **GUIDANCE}
     record, problems = validate(YamlDocument(data), name)
-    if record is None:
-        raise InvalidInput(problems)
+    if record is None:  # the question is made from the title: its problems are the title's
+        raise InvalidInput([problem for problem in problems if problem.field != "question"])
     return record
