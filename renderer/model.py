@@ -216,13 +216,8 @@ def _note_parts(note: str) -> list[tuple[str, str | None]]:
     for _, name, spec, conversion in parts:
         if name is None:
             continue
-        written = (
-            "{"
-            + name
-            + (f"!{conversion}" if conversion else "")
-            + (f":{spec}" if spec else "")
-            + "}"
-        )
+        conversion, spec = f"!{conversion}" if conversion else "", f":{spec}" if spec else ""
+        written = "{" + name + conversion + spec + "}"
         if name not in RANGE_NOTE_FIELDS:
             raise ValueError(f"unknown placeholder {written}; {PLACEHOLDERS}")
         if spec or conversion:

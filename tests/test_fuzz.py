@@ -113,6 +113,9 @@ HOSTILE = st.sampled_from(
         "ǅ",
         "ß" * 40,
         "—" * 30,
+        "line\nbreak",
+        "tab\there",
+        "\u2028\u2029",
     ]
 )
 CHARACTERS = st.characters(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from renderer.model import Record, Salary, default_case_number, money, slugify
+from renderer.model import MAX_SLUG, Record, Salary, default_case_number, money, slugify
 
 
 @pytest.mark.parametrize(
@@ -181,3 +181,10 @@ def test_a_record_holds_at_most_20000_characters_of_text():
     assert message.endswith(
         " characters of text, and no page holds more than 20,000; shorten the longest sections"
     )
+
+
+def test_the_longest_slug_fits_a_qr_code_with_room_for_the_base_url():
+    from renderer.qr import qr_svg
+
+    base_url = "https://specimens.example.org/" + "catalog/" * 100  # 830 characters
+    assert "<svg" in qr_svg(f"{base_url}/{'s' * MAX_SLUG}")

@@ -381,3 +381,22 @@ def test_an_explicit_slug_is_written_after_the_title_and_kept_by_a_store(tmp_pat
     again = load_catalog(tmp_path, store=store)
     assert store.hits == 1
     assert again["chief"].record == first["chief"].record == record
+
+
+def test_a_skeleton_takes_a_slug_and_reports_a_bad_title_once():
+    from renderer.skeleton import skeleton
+
+    assert skeleton("首席执行官", "chief-executive").slug == "chief-executive"
+    assert skeleton("Zoë Ångström").slug == "zoe-angstrom"
+    with pytest.raises(InvalidInput) as caught:
+        skeleton("Bell\u0007 Ringer")
+    assert str(caught.value) == (
+        "dossier new: title: control character U+0007 at character 5: it prints nothing or"
+        " reorders the text around it; remove it"
+    )
+    with pytest.raises(InvalidInput) as caught:
+        skeleton("Evil", "../evil")
+    assert str(caught.value) == (
+        "dossier new: slug: expected a slug like 'enterprise-architect' (a-z, 0-9, single"
+        " dashes) (got '../evil')"
+    )
