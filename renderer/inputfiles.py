@@ -31,7 +31,7 @@ def read_bounded(path: Path, limit: int, what: str) -> bytes:
         _refuse_special(path, path.stat(), what)
         handle = os.open(path, OPEN_FLAGS)
     except OSError as error:
-        raise InvalidInput([cannot_read(path, error)]) from None
+        raise InvalidInput([_cannot_read(path, error)]) from None
     try:
         status = os.fstat(handle)
         _refuse_special(path, status, what)
@@ -39,15 +39,15 @@ def read_bounded(path: Path, limit: int, what: str) -> bytes:
             _refuse_large(path, f"{status.st_size / 1e6:.1f} MB", limit, what)
         data = _read_at_most(handle, limit + 1)
     except OSError as error:
-        raise InvalidInput([cannot_read(path, error)]) from None
+        raise InvalidInput([_cannot_read(path, error)]) from None
     finally:
         os.close(handle)
-    if len(data) > limit:  # it grew since fstat
+    if len(data) > limit:  # larger than its size said: it grew, or it is a /proc file
         _refuse_large(path, f"over {limit / 1e6:g} MB", limit, what)
     return data
 
 
-def cannot_read(path: Path, error: OSError) -> Problem:
+def _cannot_read(path: Path, error: OSError) -> Problem:
     reason = error.strerror or str(error)
     return Problem(str(path), None, "", f"cannot read: {reason[:1].lower()}{reason[1:]}")
 
