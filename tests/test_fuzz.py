@@ -89,6 +89,8 @@ HOSTILE = st.sampled_from(
         "{{",
         "}}",
         "{low:>9999}",
+        "{low:x}",
+        "{high!z}",
         "{{ config }}",
         "{% raw %}",
         "&amp; &#0; &lt;",
@@ -216,9 +218,11 @@ def test_whatever_validates_gives_a_dossier_page_html(data):
     from renderer.render import dossier_html
 
     record = accepted(data)
-    if record is not None:
-        html = dossier_html(record, Config())
-        assert f"<h1>{escape(record.title)}</h1>" in html
+    if record is None:
+        return
+    for layout in ("classified", "memo"):
+        html = dossier_html(record, Config(layout=layout))
+        assert f"<title>{escape(record.title)} — " in html
         assert escape(record.salary.filled_note()) in html
 
 
