@@ -191,19 +191,22 @@ def schema(output: str | None) -> None:
 
 @main.command(epilog=EXIT_CODES)
 @click.argument("title")
+@click.option("--slug", default=None,
+              help="File name (a-z, 0-9, dashes) [default: spelled from the title].")  # fmt: skip
 @records_option
 @reports_invalid_input
-def new(title: str, records_dir: Path) -> None:
+def new(title: str, slug: str | None, records_dir: Path) -> None:
     """Write a new record, <records>/<slug>.yaml, with every section and placeholder guidance."""
     from .fileio import write_atomic
-    from .model import slugify
+    from .model import slug_problem
     from .records import dump_record
     from .skeleton import skeleton
 
-    if not slugify(title):
-        raise click.UsageError("the title needs at least one letter or digit")
-    target = records_dir / f"{slugify(title)}.yaml"
-    write_atomic(target, dump_record(skeleton(title)).encode(), overwrite=False)
+    if slug is None and (problem := slug_problem(title, remedy="give one with --slug SLUG")):
+        raise click.UsageError(problem)
+    record = skeleton(title, slug)
+    target = records_dir / f"{record.slug}.yaml"
+    write_atomic(target, dump_record(record).encode(), overwrite=False)
     click.echo(str(target))
 
 

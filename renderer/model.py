@@ -6,16 +6,21 @@ import datetime as dt
 import hashlib
 import re
 import string
+import unicodedata
 from typing import Annotated
 
+from anyascii import anyascii
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 # Characters that print nothing or silently reorder the text around them: C0 and C1 controls
 # (tab and newline apart) and the bidirectional overrides and isolates.
@@ -35,8 +40,19 @@ def _printable(text: str) -> str:
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_printable)
 ]
+MAX_AMOUNT = 10**12
+
+
+def _sane_amount(amount: int) -> int:
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"amounts are at most {MAX_AMOUNT:,} (a million million)")
+    return amount
+
+
 Percent = Annotated[int, Field(ge=0, le=100)]
-Amount = Annotated[int, Field(ge=0)]
+Amount = Annotated[
+    int, Field(ge=0, json_schema_extra={"maximum": MAX_AMOUNT}), AfterValidator(_sane_amount)
+]
 CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
@@ -45,8 +61,13 @@ PATTERN_HINTS = {
     SLUG_PATTERN: "a slug like 'enterprise-architect' (a-z, 0-9, single dashes)",
     CURRENCY_PATTERN: "a three-letter currency code like USD",
 }
+# Far more text than one page holds even at the smallest type; laying out more only costs time
+# (WeasyPrint takes minutes over 100,000 characters of long words).
+MAX_TEXT = 20_000
+# A slug names a file (<slug>.yaml, <slug>.pdf) and ends a URL that a QR code must hold.
+MAX_SLUG = 120
 ClockTime = Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)]
-Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=MAX_SLUG)]
 
 RANGE_NOTE_FIELDS = ("low", "high", "average")
 
@@ -66,9 +87,49 @@ SECTION_TITLES = {
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
 
+# Scripts whose letters have one agreed spelling in a-z; others (CJK, say) give no slug.
+TRANSLITERATED_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
+
+
 def slugify(title: str) -> str:
-    """`Staff AI/ML Observability Advocate` -> `staff-ai-ml-observability-advocate`."""
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    """`Staff AI/ML Observability Advocate` -> `staff-ai-ml-observability-advocate`;
+    `Zoë Ångström` -> `zoe-angstrom`. Empty when the title has nothing to spell it with."""
+    spelled = "".join(_in_ascii(character) for character in unicodedata.normalize("NFKC", title))
+    return re.sub(r"[^a-z0-9]+", "-", spelled.lower()).strip("-")
+
+
+def _in_ascii(character: str) -> str:
+    if character.isascii():
+        return character
+    if unicodedata.category(character).startswith("M"):  # an accent written apart
+        return ""
+    if unicodedata.name(character, "").startswith(TRANSLITERATED_SCRIPTS):
+        return anyascii(character)
+    return " "
+
+
+def slug_problem(title: str, remedy: str = "add a field slug: with one") -> str | None:
+    """Why the title cannot give a slug, in words, ending with `remedy`; None when it can."""
+    derived = slugify(title)
+    if not derived:
+        return (
+            "the title has no letters or digits that spell a file name (a-z, 0-9; accented"
+            f" and Greek or Cyrillic letters are spelled out); {remedy}, like 'head-of-synergy'"
+        )
+    if len(derived) > MAX_SLUG:
+        return (
+            f"the title spells a file name of {len(derived)} characters, over the {MAX_SLUG}"
+            f" allowed; shorten the title or {remedy}"
+        )
+    return None
+
+
+def invalid_at(field: str, message: str, value: object) -> ValidationError:
+    """An error to raise from a model validator, located at one of the model's fields."""
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    return ValidationError.from_exception_data(
+        "Record", [InitErrorDetails(type=error, loc=(field,), input=value)]
+    )
 
 
 def default_case_number(slug: str) -> str:
@@ -121,7 +182,15 @@ class Salary(Strict):
     def filled_note(self) -> str:
         """The note with {low}, {high} and {average} written as amounts."""
         amounts = {name: money(getattr(self, name), self.currency) for name in RANGE_NOTE_FIELDS}
-        return self.note.format(**amounts)
+        return "".join(
+            literal + (amounts[name] if name else "") for literal, name in _note_parts(self.note)
+        )
+
+    @field_validator("note")
+    @classmethod
+    def _placeholders_are_known(cls, note: str) -> str:
+        _note_parts(note)
+        return note
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> Salary:
@@ -131,20 +200,32 @@ class Salary(Strict):
             raise ValueError(
                 f"average ({self.average}) lies outside the range {self.low}..{self.high}"
             )
-        unknown = _placeholders(self.note) - set(RANGE_NOTE_FIELDS)
-        if unknown:
-            raise ValueError(
-                f"note has unknown placeholder(s) {', '.join(sorted(unknown))};"
-                " use {low}, {high} or {average}"
-            )
         return self
 
 
-def _placeholders(text: str) -> set[str]:
+PLACEHOLDERS = "write {low}, {high} or {average} (a literal brace as {{ or }})"
+
+
+def _note_parts(note: str) -> list[tuple[str, str | None]]:
+    """The note as (literal text, placeholder name or None) pairs; raises ValueError, in words,
+    for anything but a bare {low}, {high} or {average}."""
     try:
-        return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-    except ValueError as error:
-        raise ValueError(f"note: {error} (write a literal brace as {{{{ or }}}})") from None
+        parts = list(string.Formatter().parse(note))
+    except ValueError:
+        raise ValueError(f"a brace opens or closes no placeholder; {PLACEHOLDERS}") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        conversion, spec = f"!{conversion}" if conversion else "", f":{spec}" if spec else ""
+        written = "{" + name + conversion + spec + "}"
+        if name not in RANGE_NOTE_FIELDS:
+            raise ValueError(f"unknown placeholder {written}; {PLACEHOLDERS}")
+        if spec or conversion:
+            raise ValueError(
+                f"placeholder {written} has a format; amounts are written for you:"
+                f" write just {{{name}}}"
+            )
+    return [(literal, name) for literal, name, _, _ in parts]
 
 
 class FlightRisk(Strict):
@@ -218,6 +299,12 @@ class Related(Strict):
     def target(self) -> str:
         return self.slug or slugify(self.title)
 
+    @model_validator(mode="after")
+    def _has_a_target(self) -> Related:
+        if self.slug is None and (problem := slug_problem(self.title)):
+            raise invalid_at("title", problem, self.title)
+        return self
+
 
 class Record(Strict):
     """One specimen: the eleven sections of a file record, plus its case data."""
@@ -225,10 +312,18 @@ class Record(Strict):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        serialize_by_alias=True,
         json_schema_extra={"title": "Dossier specimen record"},
     )
 
     title: Text
+    # `slug` is the property that every reader uses; the field holds only what the file says
+    explicit_slug: Slug | None = Field(
+        None,
+        alias="slug",
+        description="File and URL name (<slug>.yaml, <slug>.pdf); derived from the title when"
+        " absent, and needed when the title has no letters a-z to spell it with.",
+    )
     question: Text = Field(description="Headline, e.g. WHAT DOES A ... ACTUALLY DO?")
     case: Case = Case()
     org_chart: OrgChart
@@ -245,11 +340,41 @@ class Record(Strict):
 
     @property
     def slug(self) -> str:
-        return slugify(self.title)
+        return self.explicit_slug or slugify(self.title)
+
+    @model_validator(mode="after")
+    def _has_a_slug(self) -> Record:
+        if self.explicit_slug is None and (problem := slug_problem(self.title)):
+            raise invalid_at("title", problem, self.title)
+        return self
+
+    @model_validator(mode="after")
+    def _fits_a_page_at_all(self) -> Record:
+        length = self.text_length()
+        if length > MAX_TEXT:
+            raise ValueError(
+                f"the record has {length:,} characters of text, and no page holds more than"
+                f" {MAX_TEXT:,}; shorten the longest sections"
+            )
+        return self
+
+    def text_length(self) -> int:
+        """Characters of text in the record: what the dossier's page must hold."""
+        return _text_length(self.model_dump())
 
     @property
     def case_number(self) -> str:
         return self.case.number or default_case_number(self.slug)
+
+
+def _text_length(value: object) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return sum(_text_length(item) for item in value)
+    return 0
 
 
 def json_schema() -> dict:

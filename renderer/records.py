@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .glyphs import covered, describe, missing_glyphs
+from .inputfiles import read_bounded
 from .model import PATTERN_HINTS, Record
 from .problems import InvalidInput, Problem, Severity, errors_in
 from .yamlsource import Location, YamlDocument, YamlProblem, decode, nearest_line, parse
@@ -26,7 +27,7 @@ RECORD_SUFFIXES = (".yaml", ".yml")
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../schema/record.schema.json\n"
 MAX_RECORD_BYTES = 1_000_000
 READER_MODULES = ("model.py", "records.py", "yamlsource.py")  # what turns a file into a Record
-CATALOG_FIELDS = ("title", "related")  # what problems between records point at
+CATALOG_FIELDS = ("title", "slug", "related")  # what problems between records point at
 _CATALOG_LOCATIONS = {(), *((name,) for name in CATALOG_FIELDS)}
 
 
@@ -82,19 +83,16 @@ def read_record(path: Path, store: Store | None = None) -> tuple[Entry | None, l
     """
     name = str(path)
     try:
-        raw = path.read_bytes()
-    except OSError as error:
-        return None, [Problem(name, None, "", f"cannot read: {error.strerror}")]
-    if len(raw) > MAX_RECORD_BYTES:
-        size = f"{len(raw) / 1e6:.1f} MB"
-        return None, [Problem(name, None, "", f"file is {size}; records are at most 1 MB")]
+        raw = read_bounded(path, MAX_RECORD_BYTES, "records")
+    except InvalidInput as error:
+        return None, error.problems
     key = hashlib.sha256(_reader_code() + raw).hexdigest() if store is not None else ""
     if store is not None and (kept := _thaw(store.get(key), path)) is not None:
         return kept, []
     try:
         document = parse(decode(raw))
     except YamlProblem as error:
-        return None, [Problem(name, error.line, "", error.message)]
+        return None, [Problem(name, error.line, field_path(error.location), error.message)]
     record, problems = validate(document, name)
     if record is None:
         return None, problems
@@ -190,13 +188,19 @@ def _fields_at(location: tuple) -> list[str]:
         if isinstance(part, int):
             kind = typing.get_args(kind)[0] if typing.get_args(kind) else None
         elif isinstance(kind, type) and issubclass(kind, BaseModel):
-            kind = kind.model_fields[part].annotation if part in kind.model_fields else None
+            fields = _fields_by_key(kind)
+            kind = fields[part].annotation if part in fields else None
         else:
             return []
     kind = _unwrap(kind)
     if isinstance(kind, type) and issubclass(kind, BaseModel):
-        return list(kind.model_fields)
+        return list(_fields_by_key(kind))
     return []
+
+
+def _fields_by_key(model: type[BaseModel]) -> dict:
+    """A model's fields by the key a record file uses for them (the alias, where one is set)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
 
 
 def _unwrap(kind: object) -> object:
@@ -212,6 +216,8 @@ def _lower_first(text: str) -> str:
 
 
 def _shorten(value: object, limit: int = 40) -> str:
+    if isinstance(value, int) and value.bit_length() > 128:
+        return "a number too large to show"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -250,14 +256,17 @@ def _catalog_problems(entries: list[Entry], file_slugs: set[str]) -> list[Proble
     slug_counts = Counter(entry.slug for entry in entries)
     known = set(slug_counts) | file_slugs
     for entry in entries:
-        name, title_line = str(entry.path), entry.line_of(("title",))
+        name = str(entry.path)
+        slug_field = "title" if entry.record.explicit_slug is None else "slug"
+        slug_line = entry.line_of((slug_field,))
         if entry.path.stem != entry.slug:
-            message = f"file name does not match the title's slug; rename to {entry.slug}.yaml"
-            problems.append(Problem(name, title_line, "title", message))
+            whose = "the title's slug" if slug_field == "title" else "its slug"
+            message = f"file name does not match {whose}; rename to {entry.slug}.yaml"
+            problems.append(Problem(name, slug_line, slug_field, message))
         if slug_counts[entry.slug] > 1:
             others = [str(e.path) for e in entries if e.slug == entry.slug and e is not entry]
             message = f"slug {entry.slug!r} is also used by {', '.join(others)}"
-            problems.append(Problem(name, title_line, "title", message))
+            problems.append(Problem(name, slug_line, slug_field, message))
         for index, related in enumerate(entry.record.related):
             where, line = f"related[{index}].slug", entry.line_of(("related", index, "slug"))
             if related.target == entry.slug:

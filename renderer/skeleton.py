@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .model import Record
+from .problems import InvalidInput
+from .yamlsource import YamlDocument
 
 GUIDANCE = {
     "org_chart": {
@@ -55,8 +57,17 @@ GUIDANCE = {
 }
 
 
-def skeleton(title: str) -> Record:
-    """A valid record for `title`: every section present, each holding what belongs there."""
+def skeleton(title: str, slug: str | None = None, name: str = "dossier new") -> Record:
+    """A valid record for `title` (named `slug` when given): every section present, each holding
+    what belongs there. Raises InvalidInput, naming `name`, when the title or slug cannot be used.
+    """
+    from .records import validate
+
     article = "AN" if title[:1].upper() in "AEIOU" else "A"
     question = f"WHAT DOES {article} {title.upper()} ACTUALLY DO?"
-    return Record.model_validate({"title": title, "question": question, **GUIDANCE})
+    named = {"slug": slug} if slug is not None else {}
+    data = {"title": title, **named, "question": question, **GUIDANCE}
+    record, problems = validate(YamlDocument(data), name)
+    if record is None:  # the question is made from the title: its problems are the title's
+        raise InvalidInput([problem for problem in problems if problem.field != "question"])
+    return record

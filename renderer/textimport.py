@@ -6,10 +6,21 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model import CURRENCY_SYMBOLS, SECTION_TITLES, Record, money, slugify
+from .inputfiles import read_bounded
+from .model import (
+    CURRENCY_SYMBOLS,
+    MAX_AMOUNT,
+    MAX_SLUG,
+    SECTION_TITLES,
+    Record,
+    money,
+    slugify,
+)
 from .problems import InvalidInput, Problem
 from .records import validate
-from .yamlsource import YamlDocument
+from .yamlsource import YamlDocument, YamlProblem, decode
+
+MAX_TEXT_BYTES = 1_000_000  # a scraped record is about 10 kB
 
 SECTION_HEADING = re.compile(r"^\[(\d{2})\]\s+(.+)$")
 AMOUNT = re.compile(r"([$€£¥])\s?(\d{1,3}(?:,\d{3})+|\d+)")
@@ -150,7 +161,10 @@ def _read_header(lines: Lines, out: Builder) -> None:
     line, title = lines.take(r"(.+)", "the specimen's title")
     out.put(("title",), title.group(1), line)
     lines.finish()
-    if record_id.group(1).lower() != slugify(title.group(1)):
+    given, derived = record_id.group(1).lower(), slugify(title.group(1))
+    if given != derived and (not derived or len(derived) > MAX_SLUG):
+        out.put(("slug",), given, id_line)  # the title cannot name the record: the id does
+    elif given != derived:
         raise FormatError(
             id_line, "header",
             f"record id {record_id.group(1)} does not match the title"
@@ -187,7 +201,7 @@ def _salary(lines: Lines, out: Builder) -> None:
     line, average = lines.take(AMOUNT.pattern, "the market average, e.g. $210,000")
     currency = SYMBOL_CURRENCIES[average.group(1)]
     out.put(("salary", "currency"), currency, line)
-    out.put(("salary", "average"), _number(average.group(2)), line)
+    out.put(("salary", "average"), _number(average.group(2), line, lines), line)
     line, note = lines.take(r"\*\s*(.+)", "the salary note starting with '*'")
     amounts = list(AMOUNT.finditer(note.group(1)))[:2]
     if len(amounts) < 2:
@@ -197,14 +211,18 @@ def _salary(lines: Lines, out: Builder) -> None:
     for name, amount in zip(("low", "high"), amounts, strict=True):
         if SYMBOL_CURRENCIES[amount.group(1)] != currency:
             raise FormatError(line, lines.section, f"{amount.group(0)} is not in {currency}")
-        out.put(("salary", name), _number(amount.group(2)), line)
+        out.put(("salary", name), _number(amount.group(2), line, lines), line)
     out.put(("salary", "note"), _range_template(note.group(1), amounts), line)
     line, verdict = lines.take(QUOTED, "the quoted verdict")
     out.put(("salary", "verdict"), verdict.group(1), line)
 
 
-def _number(digits: str) -> int:
-    return int(digits.replace(",", ""))
+def _number(digits: str, line: int, lines: Lines) -> int:
+    digits = digits.replace(",", "")
+    if len(digits) > len(str(MAX_AMOUNT)):  # Python will not even read a number of 5000 digits
+        message = f"an amount of {len(digits)} digits; amounts are at most {MAX_AMOUNT:,}"
+        raise FormatError(line, lines.section, message)
+    return int(digits)
 
 
 def _range_template(note: str, amounts: list[re.Match]) -> str:
@@ -337,14 +355,11 @@ def import_text(text: str, name: str) -> Record:
 def import_file(path: str | Path) -> Record:
     """A valid record from a text file; raises InvalidInput."""
     path = Path(path)
+    raw = read_bounded(path, MAX_TEXT_BYTES, "imported texts")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as error:
-        message = f"cannot read: {error.strerror}"
-        raise InvalidInput([Problem(str(path), None, "", message)]) from None
-    except UnicodeDecodeError as error:
-        message = f"not UTF-8 text (byte 0x{error.object[error.start]:02x})"
-        raise InvalidInput([Problem(str(path), None, "", message)]) from None
+        text = decode(raw)
+    except YamlProblem as error:
+        raise InvalidInput([Problem(str(path), error.line, "", error.message)]) from None
     return import_text(text, str(path))
 
 

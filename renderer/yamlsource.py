@@ -13,6 +13,15 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader
 
 Location = tuple[str | int, ...]
+MAX_DEPTH = 50  # a record is a few levels deep; this spares the stack of every reader
+MERGE_TAG = "tag:yaml.org,2002:merge"
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+SCALAR_KINDS = {  # what a value tagged (or read) as each of these must be
+    "tag:yaml.org,2002:int": "a whole number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "true or false",
+    TIMESTAMP_TAG: "a date; write dates like 2025-02-28",
+}
 
 
 class RecordLoader(SafeLoader):
@@ -43,10 +52,11 @@ RecordLoader.add_implicit_resolver(
 class YamlProblem(Exception):
     """The text is not a usable YAML document; carries the 1-based line where known."""
 
-    def __init__(self, message: str, line: int | None = None):
+    def __init__(self, message: str, line: int | None = None, location: Location = ()):
         super().__init__(message)
         self.message = message
         self.line = line
+        self.location = location
 
 
 @dataclass
@@ -88,7 +98,7 @@ def parse(text: str) -> YamlDocument:
         if root is None:
             raise YamlProblem("the file is empty", 1)
         lines: dict[Location, int] = {(): _line(root)}
-        _index(root, (), lines, set())
+        _index(loader, root, (), lines, set())
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -105,28 +115,70 @@ def parse(text: str) -> YamlDocument:
     return YamlDocument(data, lines)
 
 
-def _index(node: yaml.Node, location: Location, lines: dict, seen: set[int]) -> None:
+def _index(
+    loader: RecordLoader, node: yaml.Node, location: Location, lines: dict, seen: set[int]
+) -> None:
+    """Record the line of every key and item, refusing what records do not use."""
     if id(node) in seen:
         message = "anchors and aliases (*name) are not supported in records"
         raise YamlProblem(message, lines.get(location, _line(node)))
     seen.add(id(node))
+    if len(location) > MAX_DEPTH:
+        message = f"nested more than {MAX_DEPTH} levels deep; records need only a few levels"
+        raise YamlProblem(message, _line(node), location[:1])
     if isinstance(node, yaml.MappingNode):
         keys: dict[object, int] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise YamlProblem("keys must be plain names", _line(key_node))
-            key = key_node.value
-            if key in keys:
-                raise YamlProblem(
-                    f"duplicate key {key!r} (first on line {keys[key]})", _line(key_node)
-                )
-            keys[key] = _line(key_node)
-            lines[(*location, key)] = _line(key_node)
-            _index(value_node, (*location, key), lines, seen)
+            _check_key(key_node, keys, location)
+            keys[key_node.value] = _line(key_node)
+            lines[(*location, key_node.value)] = _line(key_node)
+            _index(loader, value_node, (*location, key_node.value), lines, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*location, index)] = _line(item)
-            _index(item, (*location, index), lines, seen)
+            _index(loader, item, (*location, index), lines, seen)
+    else:
+        _check_scalar(loader, node, location)
+
+
+def _check_key(key_node: yaml.Node, keys: dict[object, int], location: Location) -> None:
+    if not isinstance(key_node, yaml.ScalarNode):
+        raise YamlProblem("keys must be plain names", _line(key_node), location)
+    if key_node.tag == MERGE_TAG:
+        message = "merge keys (<<) are not supported in records; write the fields out"
+        raise YamlProblem(message, _line(key_node), location)
+    if key_node.value in keys:
+        message = f"duplicate key {key_node.value!r} (first on line {keys[key_node.value]})"
+        raise YamlProblem(message, _line(key_node), location)
+
+
+def _check_scalar(loader: RecordLoader, node: yaml.ScalarNode, location: Location) -> None:
+    """Build the value now, so that one YAML cannot make (a date, a number) is located."""
+    kind = SCALAR_KINDS.get(node.tag)
+    if kind is None:
+        loader.construct_object(node)  # kept by the loader for the document
+        return
+    if node.tag == TIMESTAMP_TAG and not SafeLoader.timestamp_regexp.match(node.value):
+        raise YamlProblem(_not_a(kind, node.value), _line(node), location)
+    try:
+        loader.construct_object(node)
+    except ValueError as error:
+        reason = str(error)
+        if "integer string conversion" in reason:
+            digits = sum(character.isdigit() for character in node.value)
+            message = f"a number of {digits} digits is too large for any field of a record"
+        elif node.tag == TIMESTAMP_TAG:
+            message = f"{node.value!r} is not a date on the calendar: {reason}"
+        else:
+            message = _not_a(kind, node.value)
+        raise YamlProblem(message, _line(node), location) from None
+    except LookupError:  # `!!bool maybe`
+        raise YamlProblem(_not_a(kind, node.value), _line(node), location) from None
+
+
+def _not_a(kind: str, value: str) -> str:
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    return f"{shown!r} is not {kind}"
 
 
 def _line(node: yaml.Node) -> int:

@@ -21,7 +21,8 @@ from renderer.cli import main
 from tests.conftest import SEED_SLUG, SEED_YAML
 
 CORPUS = Path(__file__).parent / "corpus"
-CASES = tomllib.loads((CORPUS / "cases.toml").read_text(encoding="utf-8"))
+RECORD_CASES = tomllib.loads((CORPUS / "records" / "cases.toml").read_text(encoding="utf-8"))
+TEXT_CASES = tomllib.loads((CORPUS / "text" / "cases.toml").read_text(encoding="utf-8"))
 
 
 def run(*args):
@@ -59,7 +60,7 @@ def alone(tmp_path: Path, source: Path | None = None, name: str = "", data: byte
     return target
 
 
-@pytest.mark.parametrize("name", sorted(CASES["records"]))
+@pytest.mark.parametrize("name", sorted(RECORD_CASES))
 @pytest.mark.parametrize("command", ["check", "render", "compendium"])
 def test_broken_records_get_their_answer(name, command, tmp_path, out):
     path = alone(tmp_path, CORPUS / "records" / name)
@@ -78,16 +79,16 @@ def test_broken_records_get_their_answer(name, command, tmp_path, out):
         ),
     }[command]
     result = run(*arguments)
-    assert_refused(result, [CASES["records"][name].format(file=path)])
+    assert_refused(result, [RECORD_CASES[name].replace("{file}", str(path))])
     assert snapshot(out) == before
 
 
-@pytest.mark.parametrize("name", sorted(CASES["text"]))
+@pytest.mark.parametrize("name", sorted(TEXT_CASES))
 def test_broken_text_records_are_not_imported(name, tmp_path):
     source = CORPUS / "text" / name
     records = tmp_path / "records"
     result = run("import", source, "--records", records)
-    assert_refused(result, [CASES["text"][name].format(file=source)])
+    assert_refused(result, [TEXT_CASES[name].replace("{file}", str(source))])
     assert not records.exists() or not any(records.iterdir())
 
 

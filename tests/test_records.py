@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -77,8 +79,8 @@ def test_every_problem_is_reported_at_once(lone_seed_dir, seed_yaml_text):
         [
             f"{name}:{line_of(text, 'title:')}: question: required field is missing",
             f"{name}:{line_of(text, 'headline:')}: headline: unknown field (allowed: "
-            "title, question, case, org_chart, habitat, salary, flight_risk, metrics, weaponry,"
-            " encounter, jd_autopsy, day_log, burn_ward, related)",
+            "title, slug, question, case, org_chart, habitat, salary, flight_risk, metrics,"
+            " weaponry, encounter, jd_autopsy, day_log, burn_ward, related)",
             f"{name}:{line_of(text, '  average: lots')}: salary.average: input should be a valid"
             " integer, unable to parse string as an integer (got 'lots')",
             f"{name}:{line_of(text, '  percent: 185')}: flight_risk.percent: input should be less"
@@ -241,3 +243,160 @@ def test_text_the_bundled_fonts_cannot_print_is_a_warning(tmp_path, seed_yaml_te
         " no glyph for '首' U+9996, '席' U+5E2D (cjk unified ideograph-9996); they print with a"
         " system font that has them, or as empty boxes"
     ]
+
+
+def refusal(path: Path) -> list[str]:
+    return [str(problem) for problem in check_catalog(path.parent)[1] if problem.is_error]
+
+
+def make_socket(path: Path):
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    return server
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (os.mkfifo, "a FIFO"),
+        (lambda path: path.symlink_to("/dev/zero"), "a link to a character device"),
+        (lambda path: path.symlink_to("/dev/null"), "a link to a character device"),
+        (Path.mkdir, "a folder"),
+        (make_socket, "a socket"),
+    ],
+)
+def test_special_files_are_refused_unread(tmp_path, make, kind):
+    path = tmp_path / "records" / "x.yaml"
+    path.parent.mkdir()
+    made = make(path)
+    started = time.monotonic()
+    assert refusal(path) == [f"{path}: not a regular file ({kind}); records must be regular files"]
+    assert time.monotonic() - started < 5
+    if made is not None:
+        made.close()
+
+
+def test_a_link_to_a_fifo_given_as_a_path_is_refused_unread(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "x.yaml").symlink_to(fifo)
+    with pytest.raises(InvalidInput) as caught:
+        load_record(tmp_path / "x.yaml")
+    assert str(caught.value) == (
+        f"{tmp_path}/x.yaml: not a regular file (a link to a FIFO); records must be regular files"
+    )
+
+
+def test_a_link_to_a_regular_record_is_read(tmp_path):
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / f"{SEED_SLUG}.yaml").symlink_to(SEED_YAML)
+    assert load_record(tmp_path / "records" / f"{SEED_SLUG}.yaml").slug == SEED_SLUG
+
+
+def test_a_missing_or_looping_file_is_one_line(tmp_path):
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+    assert [str(p) for p in check_catalog(tmp_path)[1]] == [
+        f"{tmp_path}/gone.yaml: cannot read: no such file or directory",
+        f"{tmp_path}/loop.yaml: cannot read: too many levels of symbolic links",
+    ]
+
+
+def test_a_huge_sparse_file_is_refused_at_once(tmp_path):
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as stream:
+        stream.truncate(50 * 10**9)  # 50 GB of nothing: reading it whole would never end
+    started = time.monotonic()
+    assert refusal(path) == [f"{path}: file is 50000.0 MB; records are at most 1 MB"]
+    assert time.monotonic() - started < 5
+
+
+def test_a_file_larger_than_it_says_costs_no_more_than_the_limit():
+    from renderer.inputfiles import read_bounded
+
+    smaps = Path("/proc/self/smaps")  # a regular file whose size says 0
+    assert smaps.stat().st_size == 0
+    with pytest.raises(InvalidInput) as caught:
+        read_bounded(smaps, 1000, "records")
+    assert str(caught.value) == (
+        "/proc/self/smaps: file is over 0.001 MB; records are at most 0.001 MB"
+    )
+    assert len(read_bounded(smaps, 10**7, "records")) > 1000
+
+
+def test_an_explicit_slug_names_the_file(tmp_path, seed_yaml_text):
+    title = "title: Staff AI/ML Observability Advocate"
+    text = edited(seed_yaml_text, title, "title: 首席观测布道师\nslug: chief-observer")
+    (tmp_path / "named").mkdir()
+    problems = problems_for(tmp_path / "named", text, name="chief-observer")
+    assert [p for p in problems if "warning:" not in p] == []
+    (tmp_path / "misnamed").mkdir()
+    problems = problems_for(tmp_path / "misnamed", text)
+    assert [p for p in problems if "warning:" not in p] == [
+        f"{SEED_SLUG}.yaml:3: slug: file name does not match its slug; rename to"
+        " chief-observer.yaml"
+    ]
+
+
+def test_a_title_without_a_slug_is_asked_for_one_at_its_line(tmp_path, seed_yaml_text):
+    title = "title: Staff AI/ML Observability Advocate"
+    text = edited(seed_yaml_text, title, "title: 首席观测布道师")
+    assert problems_for(tmp_path, text) == [
+        f"{SEED_SLUG}.yaml:2: title: the title has no letters or digits that spell a file name"
+        " (a-z, 0-9; accented and Greek or Cyrillic letters are spelled out); add a field slug:"
+        " with one, like 'head-of-synergy'"
+    ]
+
+
+def test_a_transliterated_title_names_its_file(tmp_path, seed_yaml_text):
+    title = "title: Staff AI/ML Observability Advocate"
+    text = edited(seed_yaml_text, title, "title: Zoë Ångström")
+    problems = problems_for(tmp_path, text, name="zoe-angstrom")
+    assert [p for p in problems if "warning:" not in p] == []
+
+
+def test_two_records_with_one_slug_name_each_other(tmp_path, seed_yaml_text):
+    title = "title: Staff AI/ML Observability Advocate"
+    first = edited(seed_yaml_text, title, "title: 首席\nslug: chief")
+    second = edited(seed_yaml_text, title, "title: Chief")
+    (tmp_path / "chief.yaml").write_text(first, encoding="utf-8")
+    (tmp_path / "chief.yml").write_text(second, encoding="utf-8")
+    errors = [str(p) for p in check_catalog(tmp_path)[1] if p.is_error]
+    assert errors == [
+        f"{tmp_path}/chief.yaml:3: slug: slug 'chief' is also used by {tmp_path}/chief.yml",
+        f"{tmp_path}/chief.yml:2: title: slug 'chief' is also used by {tmp_path}/chief.yaml",
+    ]
+
+
+def test_an_explicit_slug_is_written_after_the_title_and_kept_by_a_store(tmp_path, seed_yaml_text):
+    title = "title: Staff AI/ML Observability Advocate"
+    text = edited(seed_yaml_text, title, "title: 首席\nslug: chief")
+    (tmp_path / "chief.yaml").write_text(text, encoding="utf-8")
+    record = load_record(tmp_path / "chief.yaml").record
+    assert dump_record(record).splitlines()[1:3] == ["title: 首席", "slug: chief"]
+    store = CountingStore()
+    first = load_catalog(tmp_path, store=store)
+    again = load_catalog(tmp_path, store=store)
+    assert store.hits == 1
+    assert again["chief"].record == first["chief"].record == record
+
+
+def test_a_skeleton_takes_a_slug_and_reports_a_bad_title_once():
+    from renderer.skeleton import skeleton
+
+    assert skeleton("首席执行官", "chief-executive").slug == "chief-executive"
+    assert skeleton("Zoë Ångström").slug == "zoe-angstrom"
+    with pytest.raises(InvalidInput) as caught:
+        skeleton("Bell\u0007 Ringer")
+    assert str(caught.value) == (
+        "dossier new: title: control character U+0007 at character 5: it prints nothing or"
+        " reorders the text around it; remove it"
+    )
+    with pytest.raises(InvalidInput) as caught:
+        skeleton("Evil", "../evil")
+    assert str(caught.value) == (
+        "dossier new: slug: expected a slug like 'enterprise-architect' (a-z, 0-9, single"
+        " dashes) (got '../evil')"
+    )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,7 @@ import yaml
 from renderer.problems import InvalidInput
 from renderer.records import dump_record
 from renderer.textimport import import_file, import_text, split_glued, to_text
-from tests.conftest import ROOT, SEED_TEXT, SEED_YAML
+from tests.conftest import ROOT, SEED_SLUG, SEED_TEXT, SEED_YAML
 
 FIXTURES = ROOT / "tests" / "fixtures" / "text"
 OWN_FIXTURES = ["head-of-synergy-enablement", "vp-of-platform-strategy"]
@@ -137,6 +139,62 @@ def test_windows_line_endings_and_bom_are_accepted(tmp_path: Path):
     assert import_file(path) == import_text(SEED, "seed")
 
 
+def refused(path) -> str:
+    with pytest.raises(InvalidInput) as caught:
+        import_file(path)
+    return str(caught.value)
+
+
 def test_unreadable_file_is_a_clean_error(tmp_path: Path):
-    with pytest.raises(InvalidInput, match="cannot read"):
-        import_file(tmp_path / "missing.txt")
+    missing = tmp_path / "missing.txt"
+    assert refused(missing) == f"{missing}: cannot read: no such file or directory"
+
+
+def test_devices_and_links_to_them_are_refused_unread(tmp_path: Path):
+    link = tmp_path / "zero.txt"
+    link.symlink_to("/dev/zero")
+    started = time.monotonic()
+    assert refused(Path("/dev/zero")) == (
+        "/dev/zero: not a regular file (a character device); imported texts must be regular files"
+    )
+    assert refused(link) == (
+        f"{link}: not a regular file (a link to a character device); imported texts must be"
+        " regular files"
+    )
+    assert time.monotonic() - started < 5
+
+
+def test_a_fifo_is_refused_unread(tmp_path: Path):
+    fifo = tmp_path / "record.txt"
+    os.mkfifo(fifo)
+    assert refused(fifo) == (
+        f"{fifo}: not a regular file (a FIFO); imported texts must be regular files"
+    )
+
+
+def test_a_text_over_1_mb_is_refused_unread(tmp_path: Path):
+    path = tmp_path / "huge.txt"
+    with path.open("wb") as stream:
+        stream.truncate(50 * 10**6)
+    assert refused(path) == f"{path}: file is 50.0 MB; imported texts are at most 1 MB"
+
+
+def test_a_text_that_is_not_utf8_names_its_line(tmp_path: Path):
+    path = tmp_path / "latin-1.txt"
+    path.write_bytes(SEED.encode().replace(b"Staff AI", b"Sta\xeff AI", 1))
+    assert refused(path) == f"{path}:3: not UTF-8 text (byte 0xef); save the file as UTF-8"
+
+
+def test_a_title_without_a_slug_takes_the_record_id():
+    text = SEED.replace("\nStaff AI/ML Observability Advocate\n", "\n首席观测布道师\n", 1)
+    record = import_text(text, "in.txt")
+    assert (record.title, record.slug) == ("首席观测布道师", SEED_SLUG)
+    assert to_text(record) == text
+
+
+def test_a_record_id_that_does_not_match_a_spellable_title_is_refused():
+    text = SEED.replace("\nStaff AI/ML Observability Advocate\n", "\nZoë Ångström\n", 1)
+    assert import_problems(text) == [
+        f"in.txt:1: header: record id {SEED_SLUG.upper()} does not match the title"
+        " 'Zoë Ångström' (expected ZOE-ANGSTROM)"
+    ]
