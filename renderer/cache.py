@@ -18,8 +18,8 @@ FORMAT = b"dossier-cache 1"
 # The package's modules whose code shapes a rendered page (a test checks that rendering loads no
 # other). Records and config are parts of each job's key, so the modules that read them are not.
 RENDERING_MODULES = (
-    "__init__", "config", "context", "engine", "layouts", "matter", "model", "problems", "qr",
-    "render",
+    "__init__", "config", "context", "engine", "fileio", "inputfiles", "layouts", "matter",
+    "model", "problems", "qr", "render",
 )  # fmt: skip
 PACKAGE_DIR = Path(__file__).parent
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import stat
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .inputfiles import parse_toml, read_text
 from .problems import InvalidInput, Problem
 
 DEFAULT_CONFIG_NAME = "dossier.toml"
@@ -26,13 +25,6 @@ MAX_CONFIG_BYTES = 1_000_000  # a config file is a few lines; anything bigger is
 MAX_BASE_URL = 200  # characters: a QR code must hold it and a slug
 EXAMPLE_BASE_URL = "https://specimens.example.org"
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # line breaks and controls
-FILE_KINDS = {
-    stat.S_IFDIR: "a folder",
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-}
 
 
 def _one_line(text: str) -> str:
@@ -164,42 +156,15 @@ def _present(path: Path) -> bool:
 
 
 def _read(path: Path) -> tuple[str, dict]:
-    text = _text_of(path)
+    """The config's text and data; a special file is refused unread, a huge one at the limit."""
     try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        found = re.search(r"\(at line (\d+)", str(error))
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
-        line = int(found.group(1)) if found else None
-        message = f"not valid TOML: {message[:1].lower()}{message[1:]}"
-        raise InvalidInput([Problem(str(path), line, "", message)]) from None
-    except RecursionError:
-        message = "not valid TOML: values nested too deeply"
-        raise InvalidInput([Problem(str(path), None, "", message)]) from None
-
-
-def _text_of(path: Path) -> str:
-    """The file's text; a special file is refused unread, a huge one after the limit."""
-    try:
-        kind = path.stat().st_mode
-        if not stat.S_ISREG(kind):
-            what = FILE_KINDS.get(stat.S_IFMT(kind), "not a file")
-            raise _file_problem(path, f"not a regular file ({what}); a config file is TOML text")
-        with path.open("rb") as stream:
-            data = stream.read(MAX_CONFIG_BYTES + 1)
+        path.lstat()
     except FileNotFoundError:
         raise _file_problem(path, "config file not found") from None
-    except OSError as error:
-        reason = (error.strerror or str(error)).lower()
-        raise _file_problem(path, f"cannot read: {reason}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise _file_problem(path, f"larger than {MAX_CONFIG_BYTES // 1_000_000} MB; not a config")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        message = f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8"
-        raise InvalidInput([Problem(str(path), line, "", message)]) from None
+    except OSError:
+        pass  # read_text names what is wrong
+    text = read_text(path, MAX_CONFIG_BYTES, "config files")
+    return text, parse_toml(text, str(path))
 
 
 def _file_problem(path: Path, message: str) -> InvalidInput:

@@ -12,6 +12,7 @@ import weasyprint
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
+from .fileio import os_reason
 from .layouts import (
     DOSSIER_TEMPLATE,
     FONTS_CSS,
@@ -19,7 +20,6 @@ from .layouts import (
     fetch_refusal,
     guess_type,
     is_allowed_file,
-    os_reason,
 )
 from .problems import InvalidInput, Problem
 

@@ -41,11 +41,14 @@ _swept: set[Path] = set()  # folders already cleared of dead processes' temporar
 def os_problem(error: OSError, action: str, path: str | Path | None = None) -> Problem:
     """`{path}: cannot {action}: {reason}`, the reason being the OS's own words."""
     where = path if path is not None else error.filename
-    reason = error.strerror or str(error) or type(error).__name__
-    return Problem(
-        str(where) if where is not None else "dossier", None, "",
-        f"cannot {action}: {reason[:1].lower()}{reason[1:]}",
-    )  # fmt: skip
+    shown = str(where) if where is not None else "dossier"
+    return Problem(shown, None, "", f"cannot {action}: {os_reason(error)}")
+
+
+def os_reason(error: BaseException) -> str:
+    """The OS's words for an error, as the middle of a sentence: `no such file or directory`."""
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return text[:1].lower() + text[1:]
 
 
 def refused(path: str | Path, kind: str, what: str = "replace it") -> InvalidInput:

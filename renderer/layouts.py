@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import re
-import tomllib
 import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,6 +14,8 @@ import jinja2
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
+from .fileio import os_reason
+from .inputfiles import parse_toml, utf8_text
 from .problems import InvalidInput, Problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -77,16 +77,10 @@ class Layout:
         if not _is_there(path):
             return {}
         try:
-            text = read_inside(path, (self.folder,), "the settings file").decode("utf-8")
-            settings = tomllib.loads(text)
+            raw = read_inside(path, (self.folder,), "the settings file")
         except LayoutFileRefused as error:
             raise InvalidInput([Problem(shown, None, "layout", error.reason)]) from None
-        except UnicodeDecodeError as error:
-            byte = error.object[error.start]
-            message = f"the settings file is not UTF-8 text (byte {byte:#04x}); save it as UTF-8"
-            raise InvalidInput([Problem(shown, None, "layout", message)]) from None
-        except tomllib.TOMLDecodeError as error:
-            raise InvalidInput([toml_problem(shown, error)]) from None
+        settings = parse_toml(utf8_text(raw, shown), shown)
         problems = [
             Problem(shown, None, key, "unknown setting (known: description, page_text)")
             for key in settings
@@ -241,21 +235,6 @@ def read_inside(path: Path, roots: tuple[Path, ...], what: str) -> bytes:
     except OSError as error:
         reason = os_reason(error)
         raise LayoutFileRefused(str(path), f"cannot read {what}: {reason}") from None
-
-
-def os_reason(error: OSError) -> str:
-    """The OS's words for an error, as the middle of a sentence."""
-    text = error.strerror or str(error)
-    return text[:1].lower() + text[1:]
-
-
-def toml_problem(path: str, error: tomllib.TOMLDecodeError) -> Problem:
-    """TOML's complaint at its line: "Invalid value (at line 2, column 9)"."""
-    found = re.search(r" \(at line (\d+), column (\d+)\)$", str(error))
-    if found is None:
-        return Problem(path, None, "", f"not valid TOML: {error}")
-    what = str(error)[: found.start()]
-    return Problem(path, int(found[1]), "", f"not valid TOML: {what} (column {found[2]})")
 
 
 def _mtime(path: Path) -> int | None:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from .build import Builder, DossierJob
 from .config import Config, SmtpSettings
-from .fileio import write_atomic
+from .fileio import os_reason, write_atomic
+from .inputfiles import read_bounded
 from .layouts import Layout
 from .model import Record, slugify
 from .problems import InvalidInput, Problem
@@ -389,7 +390,12 @@ def _password(settings: SmtpSettings, environ: Mapping[str, str]) -> str:
             f" file in {PASSWORD_FILE_VARIABLE} or mail.smtp.password_file"
         )
         raise _smtp_problem("password", message)
-    password = _read_small_text(Path(file), "the password file").strip("\r\n")
+    raw = read_bounded(Path(file), MAX_SECRET_BYTES, "password files")
+    try:
+        password = raw.decode("utf-8-sig").strip("\r\n")
+    except UnicodeDecodeError:  # no byte of it is shown: it is a secret
+        message = "the password file is not UTF-8 text; save it as UTF-8"
+        raise _smtp_problem(str(file), message) from None
     if not password:
         raise _smtp_problem(str(file), "the password file is empty")
     return password
@@ -404,23 +410,6 @@ def _check_secret(text: str, where: str) -> str:
     return text
 
 
-def _read_small_text(path: Path, what: str) -> str:
-    """A short UTF-8 file; special files are refused unread, so a FIFO cannot hang us."""
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise _smtp_problem(str(path), f"cannot read {what}: not a regular file")
-        with path.open("rb") as stream:
-            data = stream.read(MAX_SECRET_BYTES + 1)
-    except (OSError, ValueError) as error:  # ValueError: a NUL in the name
-        raise _smtp_problem(str(path), f"cannot read {what}: {_reason(error)}") from None
-    if len(data) > MAX_SECRET_BYTES:
-        raise _smtp_problem(str(path), f"{what} is over {MAX_SECRET_BYTES} bytes; not one line")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _smtp_problem(str(path), f"{what} is not UTF-8 text; save it as UTF-8") from None
-
-
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """Certificate checks against the system's CAs, or those of ca_file (named if unusable)."""
     if ca_file is None:
@@ -432,17 +421,11 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     except ssl.SSLError:
         raise _ca_problem(ca_file, "no PEM certificates in it") from None
     except OSError as error:
-        raise _ca_problem(ca_file, f"cannot read: {_reason(error)}") from None
+        raise _ca_problem(ca_file, f"cannot read: {os_reason(error)}") from None
 
 
 def _ca_problem(ca_file: Path, message: str) -> InvalidInput:
     return InvalidInput([Problem(str(ca_file), None, "mail.smtp.ca_file", message)])
-
-
-def _reason(error: BaseException) -> str:
-    """An OS error's reason as the rest of a sentence: `no such file or directory`."""
-    text = getattr(error, "strerror", None) or str(error)
-    return text[:1].lower() + text[1:]
 
 
 def _smtp_problem(where: str, message: str) -> InvalidInput:
@@ -636,5 +619,5 @@ def describe_failure(error: BaseException, server: Server) -> str:
     if isinstance(error, smtplib.SMTPServerDisconnected | ConnectionResetError | BrokenPipeError):
         return f"{server.name} closed the connection"
     if isinstance(error, OSError):
-        return f"cannot talk to {server.name}: {_reason(error)}"
+        return f"cannot talk to {server.name}: {os_reason(error)}"
     return f"{server.name}: {error}"

@@ -26,7 +26,8 @@ from .yamlsource import Location, YamlDocument, YamlProblem, decode, nearest_lin
 RECORD_SUFFIXES = (".yaml", ".yml")
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../schema/record.schema.json\n"
 MAX_RECORD_BYTES = 1_000_000
-READER_MODULES = ("model.py", "records.py", "yamlsource.py")  # what turns a file into a Record
+# what turns a file into a Record
+READER_MODULES = ("inputfiles.py", "model.py", "records.py", "yamlsource.py")
 CATALOG_FIELDS = ("title", "slug", "related")  # what problems between records point at
 _CATALOG_LOCATIONS = {(), *((name,) for name in CATALOG_FIELDS)}
 

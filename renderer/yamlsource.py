@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .inputfiles import utf8_problem
+
 try:  # the C loader is several times faster and keeps the same marks
     from yaml import CSafeLoader as SafeLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
@@ -84,10 +86,8 @@ def decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise YamlProblem(
-            f"not UTF-8 text (byte 0x{raw[error.start]:02x}); save the file as UTF-8", line
-        ) from None
+        problem = utf8_problem(raw, error, "")
+        raise YamlProblem(problem.message, problem.line) from None
 
 
 def parse(text: str) -> YamlDocument:

@@ -27,7 +27,6 @@ def test_the_fingerprint_follows_the_layout_files(tmp_path):
     assert inputs_fingerprint(Layout.find(str(layout))) != before
 
 
-
 def test_the_fingerprint_reads_nothing_outside_the_layout_folder(tmp_path):
     layout, outside = tmp_path / "layout", tmp_path / "outside.css"
     layout.mkdir()
@@ -39,6 +38,7 @@ def test_the_fingerprint_reads_nothing_outside_the_layout_folder(tmp_path):
     before = inputs_fingerprint(Layout.find(str(layout)))
     outside.write_text("p { color: red }")
     assert inputs_fingerprint(Layout.find(str(layout))) == before
+
 
 def test_a_damaged_entry_is_discarded(tmp_path):
     cache = RenderCache(tmp_path)

@@ -309,8 +309,6 @@ def test_mail_templates_come_from_the_layout_or_the_built_in_ones_only(tmp_path)
         (lambda path: os.mkfifo(path), "the settings file is not a regular file"),
         (lambda path: path.symlink_to("/etc/hostname"),
          "the settings file is a link to a file outside the layout folder"),
-        (lambda path: path.write_bytes(b'description = "Caf\xe9"\n'),
-         "the settings file is not UTF-8 text (byte 0xe9); save it as UTF-8"),
     ],
 )  # fmt: skip
 def test_a_settings_file_that_cannot_be_read_is_one_line(tmp_path, make, message):
@@ -318,6 +316,14 @@ def test_a_settings_file_that_cannot_be_read_is_one_line(tmp_path, make, message
     make(folder / "layout.toml")
     assert problems_of(lambda: Layout.find(str(folder))) == [
         f"{folder}/layout.toml: layout: {message}"
+    ]
+
+
+def test_a_settings_file_that_is_not_utf8_is_named_at_its_line(tmp_path):
+    folder = own_layout(tmp_path)
+    (folder / "layout.toml").write_bytes(b'page_text = 4200\ndescription = "Caf\xe9"\n')
+    assert problems_of(lambda: Layout.find(str(folder))) == [
+        f"{folder}/layout.toml:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"
     ]
 
 
@@ -344,5 +350,5 @@ def test_settings_are_bounded_and_located(tmp_path):
     settings.write_text('description = "ok"\npage_text = 4200 4300\n')
     assert problems_of(lambda: Layout.find(str(folder))) == [
         f"{settings}:2: not valid TOML:"
-        " Expected newline or end of document after a statement (column 18)"
+        " expected newline or end of document after a statement (column 18)"
     ]

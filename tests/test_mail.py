@@ -571,13 +571,14 @@ def test_a_password_file_that_is_not_utf8_is_named(tmp_path):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (os.mkfifo, "cannot read the password file: not a regular file"),
-        (os.mkdir, "cannot read the password file: not a regular file"),
+        (os.mkfifo, "not a regular file (a FIFO); password files must be regular files"),
+        (os.mkdir, "not a regular file (a folder); password files must be regular files"),
         (lambda path: path.write_text("\n"), "the password file is empty"),
-        (lambda path: None, "cannot read the password file: no such file or directory"),
+        (lambda path: None, "cannot read: no such file or directory"),
         (
             lambda path: path.symlink_to("/dev/zero"),
-            "cannot read the password file: not a regular file",
+            "not a regular file (a link to a character device); password files must be regular"
+            " files",
         ),
     ],
 )

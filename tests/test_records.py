@@ -321,7 +321,7 @@ def test_a_file_larger_than_it_says_costs_no_more_than_the_limit():
     with pytest.raises(InvalidInput) as caught:
         read_bounded(smaps, 1000, "records")
     assert str(caught.value) == (
-        "/proc/self/smaps: file is over 0.001 MB; records are at most 0.001 MB"
+        "/proc/self/smaps: file is over 1,000 bytes; records are at most 1,000 bytes"
     )
     assert len(read_bounded(smaps, 10**7, "records")) > 1000
 
