@@ -526,6 +526,7 @@ def mail(
     import os
 
     from . import mail as post
+    from . import smtp
     from .build import select_entries
     from .config import load_config
     from .records import load_catalog
@@ -542,7 +543,7 @@ def mail(
     if eml_dir is None:
         if from_address is None:
             raise click.UsageError("give --from ADDR or set mail.sender in dossier.toml")
-        server = post.smtp_server(config.mail.smtp, os.environ, smtp_address, insecure)
+        server = smtp.smtp_server(config.mail.smtp, os.environ, smtp_address, insecure)
     builder = make_builder(cache_dir, jobs, quiet)
     with one_at_a_time(cache_dir), builder.session():
         entries = select_entries(records_dir, targets, store=builder.cache) if targets else []
@@ -564,7 +565,7 @@ def mail(
             click.echo(str(path))
         return
     failed = False
-    for delivery in post.send(messages, server):
+    for delivery in smtp.send(messages, server):
         if delivery.accepted:
             click.echo(f"sent to {', '.join(delivery.accepted)}: {delivery.subject}")
         for recipient, reason in delivery.refused.items():

@@ -21,6 +21,7 @@ from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 
 from renderer import mail as post
+from renderer import smtp as outgoing
 from renderer.cli import main
 from renderer.config import Config, SmtpSettings
 from renderer.problems import InvalidInput
@@ -54,7 +55,7 @@ def rendered(tmp_path_factory):
 
 # the machine's own mail settings must not leak into these tests
 CLEAN_ENVIRONMENT = dict.fromkeys(
-    [*post.ENVIRONMENT, "DOSSIER_SMTP_PASSWORD", post.PASSWORD_FILE_VARIABLE]
+    [*outgoing.ENVIRONMENT, "DOSSIER_SMTP_PASSWORD", outgoing.PASSWORD_FILE_VARIABLE]
 )
 
 
@@ -216,7 +217,7 @@ def test_the_compendium_can_be_attached(rendered, smtp, tmp_path):
 
 
 def test_a_remote_server_without_starttls_is_refused_unless_insecure(rendered, smtp, monkeypatch):
-    monkeypatch.setattr(post.Server, "is_loopback", property(lambda server: False))
+    monkeypatch.setattr(outgoing.Server, "is_loopback", property(lambda server: False))
     args = (SEED_SLUG, "--to", "ann@example.org", "--from", "desk@example.org",
             "--smtp", smtp.address)  # fmt: skip
     result = mail(rendered, *args)
@@ -761,20 +762,21 @@ def test_addresses_are_parsed_and_domains_made_ascii(text, expected):
 def test_server_settings_come_from_the_command_line_then_environment_then_config(tmp_path):
     settings = SmtpSettings(host="mail.example.org", user="ann", password_file=tmp_path / "pw")
     (tmp_path / "pw").write_text("from-file\n")
-    from_config = post.smtp_server(settings, {})
+    from_config = outgoing.smtp_server(settings, {})
     assert (from_config.host, from_config.port, from_config.password) == (
         "mail.example.org", 587, "from-file"
     )  # fmt: skip
     environ = {"DOSSIER_SMTP_HOST": "relay.example.org", "DOSSIER_SMTP_PASSWORD": "from-env"}
-    from_environment = post.smtp_server(settings, environ)
+    from_environment = outgoing.smtp_server(settings, environ)
     assert (from_environment.host, from_environment.password) == ("relay.example.org", "from-env")
-    from_option = post.smtp_server(settings, environ, "[::1]:2525")
+    from_option = outgoing.smtp_server(settings, environ, "[::1]:2525")
     assert (from_option.host, from_option.port, from_option.is_loopback) == ("::1", 2525, True)
     assert from_option.name == "[::1]:2525"
-    assert post.smtp_server(settings, environ, "::1").name == "[::1]:587"
-    assert post.smtp_server(settings, environ, "bücher.example:25").host == "xn--bcher-kva.example"
+    assert outgoing.smtp_server(settings, environ, "::1").name == "[::1]:587"
+    idn = outgoing.smtp_server(settings, environ, "bücher.example:25")
+    assert idn.host == "xn--bcher-kva.example"
     assert "from-env" not in repr(from_option)
-    implicit = post.smtp_server(SmtpSettings(host="mail.example.org", security="tls"), {})
+    implicit = outgoing.smtp_server(SmtpSettings(host="mail.example.org", security="tls"), {})
     assert implicit.port == 465
 
 
@@ -798,13 +800,13 @@ def test_server_settings_come_from_the_command_line_then_environment_then_config
 )
 def test_a_bad_server_address_is_a_clear_error(address, message):
     with pytest.raises(InvalidInput) as error:
-        post.smtp_server(SmtpSettings(), {}, address)
+        outgoing.smtp_server(SmtpSettings(), {}, address)
     assert str(error.value) == message
 
 
 def test_no_server_anywhere_says_where_to_set_one():
     with pytest.raises(InvalidInput) as error:
-        post.smtp_server(SmtpSettings(), {})
+        outgoing.smtp_server(SmtpSettings(), {})
     assert "no SMTP server: give --smtp HOST:PORT" in str(error.value)
 
 

@@ -1,0 +1,391 @@
+"""SMTP: where to send (command line, environment, config), TLS, login, and one line per failure."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import re
+import smtplib
+import socket
+import ssl
+import stat
+from base64 import b64decode, b64encode
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+from .config import SmtpSettings
+from .fileio import os_reason
+from .inputfiles import read_bounded
+from .mail import recipients_of
+from .problems import InvalidInput, Problem
+
+ENVIRONMENT = (
+    "DOSSIER_SMTP_HOST",
+    "DOSSIER_SMTP_PORT",
+    "DOSSIER_SMTP_SECURITY",
+    "DOSSIER_SMTP_USER",
+)
+PASSWORD_FILE_VARIABLE = "DOSSIER_SMTP_PASSWORD_FILE"
+DEFAULT_PORTS = {"starttls": 587, "tls": 465}
+LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+HOST_NAME = re.compile(rf"{LABEL}(\.{LABEL})*\.?")
+MAX_SECRET_BYTES = 4096  # a password file holds one line; /dev/zero must not be read for ever
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where and how to send; the password is never shown in its repr."""
+
+    host: str
+    port: int
+    security: str  # "starttls" (required unless loopback or insecure) or "tls" (implicit)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    timeout: float = 30.0
+    insecure: bool = False
+
+    @property
+    def name(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6, as --smtp takes it
+        return f"{host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def smtp_server(
+    settings: SmtpSettings,
+    environ: Mapping[str, str],
+    address: str | None = None,
+    insecure: bool = False,
+) -> Server:
+    """The server from the command line (HOST:PORT), else the environment, else the config.
+
+    Everything that can be checked without connecting is checked here, before any rendering.
+    """
+    host = environ.get("DOSSIER_SMTP_HOST") or settings.host
+    host_where = "DOSSIER_SMTP_HOST" if environ.get("DOSSIER_SMTP_HOST") else "mail.smtp.host"
+    port_text = environ.get("DOSSIER_SMTP_PORT") or (settings.port and str(settings.port))
+    where = "DOSSIER_SMTP_PORT" if environ.get("DOSSIER_SMTP_PORT") else "mail.smtp.port"
+    if address:
+        host, port_text = _split_address(address)
+        where = host_where = "--smtp"
+    security = environ.get("DOSSIER_SMTP_SECURITY") or settings.security
+    if security not in DEFAULT_PORTS:
+        raise _smtp_problem("DOSSIER_SMTP_SECURITY", f"{security!r}: use starttls or tls")
+    if not host:
+        message = (
+            "no SMTP server: give --smtp HOST:PORT, set DOSSIER_SMTP_HOST, or host under"
+            " [mail.smtp] in dossier.toml (or write drafts with --eml-dir)"
+        )
+        raise _smtp_problem("smtp", message)
+    host = _ascii_host(host, host_where)
+    port = _port(port_text, where) if port_text else DEFAULT_PORTS[security]
+    user = environ.get("DOSSIER_SMTP_USER") or settings.user
+    if user:
+        user_where = "DOSSIER_SMTP_USER" if environ.get("DOSSIER_SMTP_USER") else "mail.smtp.user"
+        _check_secret(user, user_where)
+    password = _password(settings, environ) if user else None
+    tls_context(settings.ca_file)  # a missing or broken CA file stops here, named
+    return Server(
+        host, port, security, user, password, settings.ca_file, settings.timeout, insecure
+    )
+
+
+def _split_address(address: str) -> tuple[str, str | None]:
+    """HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT into host and port text."""
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", address)
+    if bracketed:
+        host, port_text = bracketed[1], bracketed[2]
+    elif address.count(":") > 1 and _is_ip(address):
+        host, port_text = address, None
+    elif address.count(":") > 1:
+        host, port_text = "", None
+    else:
+        host, colon, port_text = address.partition(":")
+        port_text = port_text if colon else None
+    if not host:
+        message = f"{address!r}: expected HOST:PORT (an IPv6 address in brackets: [::1]:25)"
+        raise _smtp_problem("--smtp", message)
+    return host, port_text
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _ascii_host(host: str, where: str) -> str:
+    """An IP address, or a host name in ASCII (an international one in its xn-- form)."""
+    if _is_ip(host):
+        return host
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        name = ""
+    if not (HOST_NAME.fullmatch(name) and len(name) <= 253):
+        raise _smtp_problem(where, f"{host!r} is not a host name or an IP address")
+    return name
+
+
+def _port(text: str, where: str) -> int:
+    # isdigit() alone takes "²" and other digits that int() cannot read
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise _smtp_problem(where, f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _password(settings: SmtpSettings, environ: Mapping[str, str]) -> str:
+    """From the environment variable, else the password file; never from the command line."""
+    if environ.get(settings.password_env):
+        return _check_secret(environ[settings.password_env], settings.password_env)
+    file = environ.get(PASSWORD_FILE_VARIABLE) or settings.password_file
+    if not file:
+        message = (
+            f"a user is set, so a password is needed: set {settings.password_env}, or name a"
+            f" file in {PASSWORD_FILE_VARIABLE} or mail.smtp.password_file"
+        )
+        raise _smtp_problem("password", message)
+    raw = read_bounded(Path(file), MAX_SECRET_BYTES, "password files")
+    try:
+        password = raw.decode("utf-8-sig").strip("\r\n")
+    except UnicodeDecodeError:  # no byte of it is shown: it is a secret
+        message = "the password file is not UTF-8 text; save it as UTF-8"
+        raise _smtp_problem(str(file), message) from None
+    if not password:
+        raise _smtp_problem(str(file), "the password file is empty")
+    return password
+
+
+def _check_secret(text: str, where: str) -> str:
+    """A user name or password as it will be sent: UTF-8, never shown in the message."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _smtp_problem(where, "holds bytes that are not UTF-8 text") from None
+    return text
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Certificate checks against the system's CAs, or those of ca_file (named if unusable)."""
+    if ca_file is None:
+        return ssl.create_default_context()
+    try:
+        if not stat.S_ISREG(ca_file.stat().st_mode):
+            raise _ca_problem(ca_file, "cannot read: not a regular file")
+        return ssl.create_default_context(cafile=ca_file)
+    except ssl.SSLError:
+        raise _ca_problem(ca_file, "no PEM certificates in it") from None
+    except OSError as error:
+        raise _ca_problem(ca_file, f"cannot read: {os_reason(error)}") from None
+
+
+def _ca_problem(ca_file: Path, message: str) -> InvalidInput:
+    return InvalidInput([Problem(str(ca_file), None, "mail.smtp.ca_file", message)])
+
+
+def _smtp_problem(where: str, message: str) -> InvalidInput:
+    return InvalidInput([Problem(where, None, "", message)])
+
+
+class CleartextRefused(smtplib.SMTPException):
+    """The server offers no STARTTLS, and clear text is not allowed for it."""
+
+
+class NoLoginMethod(smtplib.SMTPException):
+    """A user is set, but the server offers no login method this program knows."""
+
+
+# Everything that talking to a server can raise: OS and TLS errors, SMTP answers, and the
+# ValueErrors (UnicodeError among them) that smtplib and socket raise on odd input.
+FAILURES = (OSError, smtplib.SMTPException, ValueError)
+
+
+@dataclass
+class Delivery:
+    """What happened to one message: who accepted it, who did not and why."""
+
+    subject: str
+    accepted: list[str]
+    refused: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+def send(messages: list[EmailMessage], server: Server) -> list[Delivery]:
+    """Send every message over one connection; a failure is reported, never raised."""
+    deliveries = []
+    try:
+        connection = _connect(server)
+    except FAILURES as error:
+        reason = describe_failure(error, server)
+        return [_failed(message, reason) for message in messages]
+    try:
+        for message in messages:
+            delivery = _send_one(connection, message, server)
+            deliveries.append(delivery)
+            if not delivery.ok and not delivery.accepted and _is_disconnected(connection):
+                reason = "connection lost before this message"
+                deliveries += [_failed(m, reason) for m in messages[len(deliveries) :]]
+                break
+    finally:
+        _quit(connection)
+    return deliveries
+
+
+def _connect(server: Server) -> smtplib.SMTP:
+    context = tls_context(server.ca_file)
+    if server.security == "tls":
+        connection = smtplib.SMTP_SSL(
+            server.host, server.port, timeout=server.timeout, context=context
+        )
+    else:
+        connection = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+    try:
+        connection.ehlo()
+        if server.security == "starttls":
+            if connection.has_extn("starttls"):
+                connection.starttls(context=context)
+                connection.ehlo()
+            elif not (server.is_loopback or server.insecure):
+                raise CleartextRefused(
+                    f"{server.name} does not offer STARTTLS; refusing to send in clear text"
+                    " (use --insecure to allow it)"
+                )
+        if server.user:
+            _login(connection, server.user, server.password or "")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _quit(connection: smtplib.SMTP) -> None:
+    """Say goodbye; whatever the server answers, or fails to, the messages' fate is known."""
+    try:
+        connection.quit()
+    except FAILURES:
+        pass
+    finally:
+        connection.close()
+
+
+def _login(connection: smtplib.SMTP, user: str, password: str) -> None:
+    """One attempt with the best mechanism offered (servers may hang up after a first refusal,
+    hiding its answer). Names and passwords go as UTF-8, as RFC 4616 has it for PLAIN: smtplib's
+    own login() sends only ASCII."""
+    offered = connection.esmtp_features.get("auth", "").upper().split()
+    for name in ("CRAM-MD5", "PLAIN", "LOGIN"):
+        if name in offered:
+            code, answer = LOGINS[name](connection, user.encode(), password.encode())
+            if code not in (235, 503):  # 503: already logged in
+                raise smtplib.SMTPAuthenticationError(code, answer)
+            return
+    raise NoLoginMethod(", ".join(offered) or "none")
+
+
+def _login_plain(connection: smtplib.SMTP, user: bytes, password: bytes) -> tuple[int, bytes]:
+    response = _base64(b"\0".join((b"", user, password)))
+    return connection.docmd("AUTH", f"PLAIN {response}")
+
+
+def _login_login(connection: smtplib.SMTP, user: bytes, password: bytes) -> tuple[int, bytes]:
+    code, answer = connection.docmd("AUTH", "LOGIN")
+    for secret in (user, password):
+        if code != 334:
+            break
+        code, answer = connection.docmd(_base64(secret))
+    return code, answer
+
+
+def _login_cram_md5(connection: smtplib.SMTP, user: bytes, password: bytes) -> tuple[int, bytes]:
+    code, answer = connection.docmd("AUTH", "CRAM-MD5")
+    if code != 334:
+        return code, answer
+    digest = hmac.new(password, b64decode(answer), "md5").hexdigest()
+    return connection.docmd(_base64(user + b" " + digest.encode()))
+
+
+def _base64(data: bytes) -> str:
+    return b64encode(data).decode("ascii")
+
+
+LOGINS = {"CRAM-MD5": _login_cram_md5, "PLAIN": _login_plain, "LOGIN": _login_login}
+
+
+def _send_one(connection: smtplib.SMTP, message: EmailMessage, server: Server) -> Delivery:
+    recipients = recipients_of(message)
+    try:
+        refused = connection.send_message(message)
+    except smtplib.SMTPRecipientsRefused as error:
+        refused = error.recipients
+    except FAILURES as error:
+        return _failed(message, describe_failure(error, server))
+    reasons = {recipient: _response(*answer) for recipient, answer in refused.items()}
+    accepted = [recipient for recipient in recipients if recipient not in reasons]
+    return Delivery(str(message["Subject"]), accepted, reasons)
+
+
+def _failed(message: EmailMessage, reason: str) -> Delivery:
+    return Delivery(str(message["Subject"]), [], dict.fromkeys(recipients_of(message), reason))
+
+
+def _is_disconnected(connection: smtplib.SMTP) -> bool:
+    try:
+        return connection.noop()[0] != 250
+    except FAILURES:
+        return True
+
+
+def _response(code: int, text: bytes | str) -> str:
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(text.split())}"
+
+
+def describe_failure(error: BaseException, server: Server) -> str:
+    """One line for anything that stops a message; passwords never appear in it."""
+    if isinstance(error, smtplib.SMTPServerDisconnected) and isinstance(error.__context__, OSError):
+        error = error.__context__  # smtplib hides a timeout or reset behind "disconnected"
+    if isinstance(error, CleartextRefused):
+        return str(error)
+    if isinstance(error, NoLoginMethod):
+        return (
+            f"a user is set, but {server.name} offers no login method this program knows"
+            f" (it offers: {error}; known: CRAM-MD5, PLAIN, LOGIN)"
+        )
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        answer = _response(error.smtp_code, error.smtp_error)
+        return f"login as {server.user!r} refused by {server.name}: {answer}"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{server.name} answered {_response(error.smtp_code, error.smtp_error)}"
+    if isinstance(error, ConnectionRefusedError):
+        return f"cannot connect to {server.name}: connection refused (is the server running?)"
+    if isinstance(error, socket.gaierror):
+        return f"cannot find the host {server.host!r}"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return f"{server.name} did not answer within {server.timeout:g} s"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS with {server.name} failed: {error.verify_message} (see mail.smtp.ca_file)"
+    if isinstance(error, ssl.SSLError) and error.reason == "WRONG_VERSION_NUMBER":
+        return f"{server.name} does not speak TLS from the first byte; use starttls for it"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS with {server.name} failed: {error.reason or error}"
+    if isinstance(error, smtplib.SMTPServerDisconnected | ConnectionResetError | BrokenPipeError):
+        return f"{server.name} closed the connection"
+    if isinstance(error, OSError):
+        return f"cannot talk to {server.name}: {os_reason(error)}"
+    return f"{server.name}: {error}"
