@@ -170,12 +170,13 @@ class Session:
     def _send(self, function, *args):
         """Submit to the workers; when one of them died (out of memory, killed), the pool is
         broken for good: the jobs it held fail, and later ones go to a new pool."""
-        try:
-            return self._executor.submit(function, *args)
-        except BrokenProcessPool:
-            self._executor.shutdown(wait=False)
-            self._executor = _worker_pool(self.builder.workers or os.cpu_count())
-            return self._executor.submit(function, *args)
+        with _signals_held():
+            try:
+                return self._executor.submit(function, *args)
+            except BrokenProcessPool:
+                self._executor.shutdown(wait=False)
+                self._executor = _worker_pool(self.builder.workers or os.cpu_count())
+                return self._executor.submit(function, *args)
 
     def _completed(self, futures):
         if self._executor is None:  # deferred calls, made one by one
@@ -230,11 +231,24 @@ def _worker_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends. submit() may start a worker, and a signal
+    that stopped it half-way through sending the worker its start-up data would leave the
+    worker to die of the missing data, printing a traceback."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _start_worker(parent: int) -> None:
     """Runs first in each worker: it dies with the process that started it, however that ends
     (even by SIGKILL), and leaves Ctrl-C, which the terminal sends to every process of the
     group, to that process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING_SIGNALS)  # held while it was started
     if sys.platform == "linux":
         import ctypes
 

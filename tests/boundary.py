@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -25,8 +27,11 @@ DEFAULT_TIMEOUT = 60
 SITUATION_FILE = "cases.toml"
 KNOWN_KEYS = {
     "setup", "args", "exit", "stderr", "stderr_has", "stdout", "stdout_has", "env", "unchanged",
-    "root", "timeout", "smtp",
+    "root", "timeout", "smtp", "requests", "signal",
 }  # fmt: skip
+SERVING = re.compile(r"Previewing at http://127\.0\.0\.1:(\d+)/")
+SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
+GONE_WITHIN = 5.0  # seconds after the command ends by which none of its processes may be left
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class Outcome:
     seconds: float
     places: dict[str, str] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)  # of the paths that were to stay unchanged
+    answers: list[int] = field(default_factory=list)  # HTTP statuses, for `requests`
+    left: list[str] = field(default_factory=list)  # its processes still alive, for `signal`
 
 
 def fill(text: str, places: dict[str, str]) -> str:
@@ -108,6 +115,8 @@ def _setup(script: str, folder: Path) -> None:
 
 
 def _command(case: Case, args: list[str], places: dict, folder: Path) -> Outcome:
+    """Run the command; a case with `requests` talks to it as a server, one with `signal`
+    interrupts it while it works; then it is waited for, at most the case's time limit."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_")},
         "PYTHONPATH": str(ROOT),
@@ -117,17 +126,121 @@ def _command(case: Case, args: list[str], places: dict, folder: Path) -> Outcome
     process = subprocess.Popen(
         [sys.executable, "-m", "renderer", *args], cwd=folder, env=env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        # Ctrl-C as in a terminal, even where these tests run with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
+    streams = _Streams(process)
+    answers, family = [], []
     try:
-        stdout, stderr = process.communicate(timeout=case.timeout)
+        if "requests" in case.spec:
+            answers = _ask(streams, case.spec["requests"], case.timeout)
+            process.send_signal(signal.SIGTERM)
+        if "signal" in case.spec:
+            family = _interrupt(process, case.spec["signal"], case.timeout)
+        process.wait(timeout=max(case.timeout - (time.monotonic() - started), 0.1))
         code = process.returncode
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)
-        stdout, stderr = process.communicate()
+    except (subprocess.TimeoutExpired, TimeoutError):
         code = None
-    seconds = time.monotonic() - started
-    return Outcome(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"), seconds)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    stdout, stderr = streams.finish()
+    outcome = Outcome(code, stdout, stderr, time.monotonic() - started, answers=answers)
+    outcome.left = _still_alive(family)
+    return outcome
+
+
+class _Streams:
+    """The command's stdout and stderr, read as they come (a server never closes them)."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process, self.chunks = process, {"stdout": [], "stderr": []}
+        self.readers = [
+            threading.Thread(target=self._read, args=(name,), daemon=True) for name in self.chunks
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, name: str) -> None:
+        stream = getattr(self.process, name)
+        for line in iter(stream.readline, b""):
+            self.chunks[name].append(line)
+
+    def text(self, name: str) -> str:
+        return b"".join(self.chunks[name]).decode(errors="replace")
+
+    def finish(self) -> tuple[str, str]:
+        for reader in self.readers:
+            reader.join(10)
+        for name in self.chunks:
+            getattr(self.process, name).close()
+        return self.text("stdout"), self.text("stderr")
+
+
+def _ask(streams: _Streams, requests: list[dict], limit: float) -> list[int]:
+    """Wait for the server's address, then send each request as raw HTTP; their statuses."""
+    deadline = time.monotonic() + limit
+    while not (found := SERVING.search(streams.text("stderr"))):
+        if time.monotonic() > deadline or streams.process.poll() is not None:
+            raise TimeoutError("the server did not start")
+        time.sleep(0.05)
+    port = int(found[1])
+    return [_status(port, request) for request in requests]
+
+
+def _status(port: int, request: dict) -> int:
+    path = request["path"] + "a" * request.get("pad", 0)
+    host = request.get("host", "127.0.0.1:{port}").replace("{port}", str(port))
+    head = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head.encode("utf-8", "surrogateescape"))
+        answer = connection.makefile("rb").readline().decode("latin-1")
+    return int(answer.split()[1])
+
+
+def _interrupt(process: subprocess.Popen, spec: dict, limit: float) -> list:
+    """Once the command has `workers` child processes (or after `after` seconds), send it the
+    signal; returns every process of its family seen by then."""
+    import psutil
+
+    main = psutil.Process(process.pid)
+    deadline, earliest = time.monotonic() + limit, time.monotonic() + spec.get("after", 0)
+    family = []
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            family = [main, *main.children(recursive=True)]
+        workers = len(family) - 2  # less the main process and multiprocessing's resource tracker
+        if workers >= spec.get("workers", 0) and time.monotonic() >= earliest:
+            break
+        time.sleep(0.05)
+    if process.poll() is None:  # else it ended first: its exit code tells
+        process.send_signal(SIGNALS[spec["send"]])
+    return family
+
+
+def _still_alive(family: list) -> list[str]:
+    import psutil
+
+    deadline = time.monotonic() + GONE_WITHIN
+    alive = [p for p in family if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _alive(p)]
+    left = []
+    for survivor in alive:
+        with contextlib.suppress(psutil.Error):
+            left.append(" ".join(survivor.cmdline()))
+        with contextlib.suppress(psutil.Error):
+            survivor.kill()
+    return left
+
+
+def _alive(process) -> bool:
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def unmount_below(folder: Path) -> None:

@@ -34,6 +34,8 @@ def test_the_case_gets_its_answer(case: Case, tmp_path):
         if f"{stream}_has" in case.spec:
             assert fill(case.spec[f"{stream}_has"], outcome.places) in text, output
     assert not outcome.changed, f"changed: {outcome.changed}"
+    assert outcome.answers == [request["status"] for request in case.spec.get("requests", [])]
+    assert not outcome.left, f"processes left behind: {outcome.left}"
 
 
 def test_every_category_has_cases():
