@@ -90,14 +90,4 @@ FIXED_TEXT = 1400  # about how much text the layout adds to every record, in cha
 
 def text_size(record: Record) -> int:
     """Characters of record text, plus the layout's fixed part: what the fitting scales with."""
-    return FIXED_TEXT + sum(len(text) for text in _strings(record.model_dump()))
-
-
-def _strings(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):
-        return [text for item in value for text in _strings(item)]
-    return []
+    return FIXED_TEXT + record.text_length()
