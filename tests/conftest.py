@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -85,3 +86,26 @@ def modules_after(code: str) -> set[str]:
     probe = f"{code}\nimport sys\nprint(' '.join(sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return set(done.stdout.split())
+
+
+# -- mail: the catalog rendered once per module, and a real SMTP server on loopback ----------
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """The small catalog, two of its dossiers rendered once into a cache shared by a module."""
+    from tests.mailing import render_small_catalog
+
+    return render_small_catalog(tmp_path_factory.mktemp("mail"))
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on a free loopback port, without TLS."""
+    from aiosmtpd.controller import Controller
+
+    from tests.mailing import Recorder, free_port
+
+    recorder, port = Recorder(refuse={"nobody@example.org"}), free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield SimpleNamespace(received=recorder.received, address=f"127.0.0.1:{port}", port=port)
+    controller.stop()
