@@ -19,14 +19,7 @@ from renderer.config import Config
 from renderer.problems import InvalidInput
 from renderer.records import load_record
 from tests.conftest import SEED_SLUG
-from tests.mailing import (
-    CLEAN_ENVIRONMENT,
-    OTHER_SLUG,
-    free_port,
-    mail,
-    refused_early,
-    run,
-)  # fmt: skip
+from tests.mailing import CLEAN_ENVIRONMENT, OTHER_SLUG, free_port, mail, refused_early, run
 
 
 def attachments(message: EmailMessage) -> dict[str, bytes]:

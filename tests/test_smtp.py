@@ -17,12 +17,7 @@ from renderer import smtp as outgoing
 from renderer.config import SmtpSettings
 from renderer.problems import InvalidInput
 from tests.conftest import SEED_SLUG
-from tests.mailing import (
-    Recorder,
-    free_port,
-    mail,
-    refused_early,
-)  # fmt: skip
+from tests.mailing import Recorder, free_port, mail, refused_early
 
 USERS = {b"ann": b"secret", "zoë".encode(): "pässwörd".encode()}
 CHALLENGE = b"<1896.697170952@example.org>"
