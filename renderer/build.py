@@ -19,7 +19,7 @@ from pathlib import Path
 from .cache import RenderCache, inputs_fingerprint, job_key
 from .config import Config
 from .context import Links
-from .fileio import write_atomic
+from .fileio import os_reason, write_atomic
 from .layouts import Layout
 from .model import Record
 from .problems import InvalidInput, Problem, at_files, errors_in
@@ -27,6 +27,7 @@ from .records import Entry, check_catalog, read_record, record_paths
 
 Progress = Callable[[int, int], None]
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
@@ -359,7 +360,11 @@ def _dask_client(address: str):
     except ImportError:
         message = "--scheduler needs Dask: pip install 'dossier[dask]'"
         raise InvalidInput([Problem(address, None, "scheduler", message)]) from None
-    return Client(address)
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, ValueError) as error:  # unreachable, timed out, or not an address
+        message = f"cannot use the Dask scheduler at {address}: {os_reason(error)}"
+        raise InvalidInput([Problem("--scheduler", None, "", message)]) from None
 
 
 @dataclass(frozen=True)

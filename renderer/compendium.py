@@ -70,7 +70,7 @@ def build_compendium(
     totals in the footers); each dossier is then laid out once, with its final numbers.
 
     `left_out` names record files that are not bound; the contents page lists them. A dossier
-    that cannot be rendered stops the binding (InvalidInput, nothing written); with
+    that cannot be rendered stops the binding (RecordsFailed, nothing written); with
     `keep_going`, it is left out as well and the others are bound again.
     """
     Layout.find(config.layout).require(MATTER_TEMPLATES, "the compendium")
@@ -84,9 +84,14 @@ def build_compendium(
             failed = [e for e in entries if e.slug in {p.path for p in run.problems}]
             problems += at_files(run.problems, {e.slug: str(e.path) for e in entries})
             if not keep_going or not failed or len(failed) == len(entries):
-                raise InvalidInput(problems)
+                raise RecordsFailed(problems)
             left_out += tuple(entry.path.name for entry in failed)
             entries = [entry for entry in entries if entry not in failed]
+
+
+class RecordsFailed(InvalidInput):
+    """Dossiers of the catalog could not be rendered (their problems, at their files); any
+    other InvalidInput (the layout, the scheduler) is not a record's and stops the command."""
 
 
 class _RenderFailed(Exception):
@@ -139,7 +144,7 @@ def bind_selection(
     try:
         report = build_compendium(selection.entries, config, out, builder, duplex=duplex,
                                   left_out=left_out, keep_going=keep_going)  # fmt: skip
-    except InvalidInput as error:
+    except RecordsFailed as error:
         problems = sorted([*failures, *error.problems], key=Problem.sort_key)
         return Binding(None, problems, _refusal(out, problems, keep_going))
     return Binding(report, sorted([*failures, *report.problems], key=Problem.sort_key))
