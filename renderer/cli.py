@@ -114,10 +114,12 @@ def main() -> None:
 def check(records_dir: Path, config_path: Path | None, strict: bool) -> None:
     """Validate every record and report every problem at once."""
     from .config import load_config
+    from .layouts import layout_problems
     from .records import check_catalog
 
-    load_config(config_path)
+    config = load_config(config_path)
     entries, problems = check_catalog(records_dir)
+    problems = layout_problems(config.layout) + problems
     show_problems(problems)
     errors = [p for p in problems if p.is_error or strict]
     warnings = len(problems) - len([p for p in problems if p.is_error])

@@ -176,6 +176,15 @@ class Layout:
         return (self.folder, FONTS_DIR.resolve())
 
 
+def layout_problems(name_or_path: str) -> list[Problem]:
+    """What stops a layout from being used (no such folder, broken settings): for `check`."""
+    try:
+        Layout.find(name_or_path)
+    except InvalidInput as error:
+        return error.problems
+    return []
+
+
 class LayoutFileRefused(jinja2.TemplateError):
     """A file a layout asked for that lies outside its folder, or is no regular file."""
 
