@@ -139,32 +139,15 @@ def check(records_dir: Path, config_path: Path | None, strict: bool) -> None:
 def import_(files: tuple[Path, ...], records_dir: Path, config_path: Path | None, force: bool):
     """Import records from the scraped FILE RECORD text format into <records>/<slug>.yaml."""
     from .config import load_config
-    from .fileio import AlreadyExists, write_atomic
-    from .problems import InvalidInput
-    from .records import dump_record
-    from .textimport import import_file
+    from .textimport import import_into
 
     load_config(config_path)
     failed = False
-    for file in files:
-        try:
-            record = import_file(file)
-        except InvalidInput as error:
-            show_problems(error.problems)
-            failed = True
-            continue
-        target = records_dir / f"{record.slug}.yaml"
-        try:
-            write_atomic(target, dump_record(record).encode(), overwrite=force)
-        except AlreadyExists:
-            click.echo(f"{file}: {target} already exists; use --force to overwrite it", err=True)
-            failed = True
-            continue
-        except InvalidInput as error:
-            show_problems(error.problems)
-            failed = True
-            continue
-        click.echo(str(target))
+    for written, problems in import_into(files, records_dir, force=force):
+        if written is not None:
+            click.echo(str(written))
+        show_problems(problems)
+        failed = failed or bool(problems)
     if failed:
         raise SystemExit(1)
 

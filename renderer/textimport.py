@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -350,6 +351,28 @@ def import_text(text: str, name: str) -> Record:
     if record is None:
         raise InvalidInput(problems)
     return record
+
+
+def import_into(
+    files: Iterable[Path], records_dir: Path, *, force: bool = False
+) -> Iterator[tuple[Path | None, list[Problem]]]:
+    """Each text file as <records_dir>/<slug>.yaml: the path written, or the problems that
+    stopped it (an existing record is kept unless `force`); one file does not stop the next."""
+    from .fileio import AlreadyExists, write_atomic
+    from .records import dump_record
+
+    for file in files:
+        try:
+            record = import_file(file)
+            target = records_dir / f"{record.slug}.yaml"
+            write_atomic(target, dump_record(record).encode(), overwrite=force)
+        except AlreadyExists:
+            message = f"{target} already exists; use --force to overwrite it"
+            yield None, [Problem(str(file), None, "", message)]
+        except InvalidInput as error:
+            yield None, error.problems
+        else:
+            yield target, []
 
 
 def import_file(path: str | Path) -> Record:
