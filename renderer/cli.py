@@ -498,6 +498,7 @@ def preview(slug, records_dir, config_path, port, paper, base_url, layout) -> No
 @cache_option
 @quiet_option
 @reports_invalid_input
+@stops_cleanly
 def mail(
     targets, recipients, each, with_compendium, subject, sender, eml_dir, smtp_address, insecure,
     records_dir, config_path, layout, jobs, cache_dir, quiet,
