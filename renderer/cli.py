@@ -256,6 +256,8 @@ def one_at_a_time(cache_dir: Path):
 
 
 def _progress_bar():
+    import atexit
+
     from rich.progress import Progress
 
     bar = Progress(transient=True)
@@ -268,6 +270,7 @@ def _progress_bar():
         if done >= total:
             bar.stop()
 
+    atexit.register(bar.stop)  # an interrupted command gives the terminal its cursor back
     return update
 
 

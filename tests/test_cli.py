@@ -223,3 +223,45 @@ def test_compendium_contact_sheet_shows_every_page(tmp_path):
 
     labels = [label for _, label in page_images(out.read_bytes(), "", lambda width: 0.1)]
     assert labels == ["i", "ii", *(str(n) for n in range(1, pages - 1))]  # as printed
+
+
+def test_an_interrupted_build_gives_the_terminal_its_cursor_back(tmp_path):
+    """The progress bar hides the cursor while it draws; Ctrl-C must not leave it hidden."""
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, small_catalog
+
+    small_catalog(tmp_path)
+    leader, follower = pty.openpty()
+    build = subprocess.Popen(
+        [sys.executable, "-m", "renderer", "build", "--jobs", "2"], cwd=tmp_path,
+        stdin=follower, stdout=follower, stderr=follower,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    os.close(follower)
+    screen, deadline, interrupted = b"", time.monotonic() + 60, False
+    while time.monotonic() < deadline:
+        if not interrupted and b"rendering" in screen:
+            build.send_signal(signal.SIGINT)
+            interrupted = True
+        if select.select([leader], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed with the last process on it
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif build.poll() is not None and interrupted:
+            break
+    os.close(leader)
+    assert build.wait(10) == 130, screen[-500:]
+    assert interrupted and b"interrupted" in screen
+    assert screen.count(b"\x1b[?25l") == screen.count(b"\x1b[?25h") >= 1
