@@ -230,15 +230,18 @@ def test_whatever_validates_gives_a_dossier_page_html(data):
 @settings(max_examples=10, deadline=timedelta(seconds=30), suppress_health_check=list(HealthCheck))
 @given(records(PRINTABLE_TEXT))
 def test_whatever_validates_renders_one_page_or_is_refused_as_too_long(data):
+    record = accepted(data)
+    if record is not None:
+        assert_one_page_or_too_long(record)
+
+
+def assert_one_page_or_too_long(record) -> None:
     import io
 
     import pikepdf
 
     from renderer.render import render_dossier
 
-    record = accepted(data)
-    if record is None:
-        return
     try:
         pdf = render_dossier(record)
     except InvalidInput as error:
@@ -261,13 +264,9 @@ PROSE = st.lists(WORDS, min_size=1, max_size=40).map(" ".join)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_valid_record_renders_to_one_page_or_is_refused_as_too_long(data):
-    import io
-
-    import pikepdf
     import yaml
 
     from renderer.model import Record
-    from renderer.render import render_dossier
 
     record = yaml.safe_load(SEED_YAML.read_text(encoding="utf-8"))
     record["flight_risk"]["diagnosis"] = data.draw(PROSE)
@@ -277,11 +276,4 @@ def test_any_valid_record_renders_to_one_page_or_is_refused_as_too_long(data):
         for _ in range(data.draw(st.integers(1, 5)))
     ]
     record["org_chart"]["aliases"] = data.draw(st.lists(WORDS, min_size=1, max_size=8))
-    try:
-        pdf = render_dossier(Record.model_validate(record))
-    except InvalidInput as error:
-        (problem,) = error.problems
-        assert "does not fit on one page" in problem.message
-        return
-    with pikepdf.open(io.BytesIO(pdf)) as document:
-        assert len(document.pages) == 1
+    assert_one_page_or_too_long(Record.model_validate(record))
