@@ -19,7 +19,7 @@ from pathlib import Path
 from .cache import RenderCache, inputs_fingerprint, job_key
 from .config import Config
 from .context import Links
-from .fileio import os_reason, write_atomic
+from .fileio import os_reason, replaceable, write_atomic
 from .layouts import Layout
 from .model import Record
 from .problems import InvalidInput, Problem, at_files, errors_in
@@ -462,20 +462,42 @@ def render_dossiers(
     png_dpi: int | None = None,
 ) -> list[Problem]:
     """Render each entry to <out>/<slug>.pdf (and .png at `png_dpi`), echoing each path written;
-    returns the problems of those that failed, located at their files."""
-    jobs = [DossierJob(e.record, config, variant=variant, source=e.path) for e in entries]
+    returns the problems of those that failed, located at their files (or at the output that
+    could not be written: an output that is no regular file is refused before rendering)."""
+    ready, problems = [], []
+    for entry in entries:
+        try:
+            for path in _outputs(out, entry.slug, png_dpi):
+                replaceable(path)
+        except InvalidInput as error:
+            problems += error.problems
+        else:
+            ready.append(entry)
+    jobs = [DossierJob(e.record, config, variant=variant, source=e.path) for e in ready]
     run = builder.run(jobs)
-    for entry, key in zip(entries, run.keys, strict=True):
+    for entry, key in zip(ready, run.keys, strict=True):
         pdf = builder.cache.get(key)
         if pdf is None:
             continue
-        target = out / f"{entry.slug}.pdf"
-        write_atomic(target, pdf)
-        echo(str(target))
-        if png_dpi is not None:
-            from .raster import png_pages
+        try:
+            _write_outputs(pdf, _outputs(out, entry.slug, png_dpi), png_dpi, echo)
+        except InvalidInput as error:  # this output cannot be written; the others still can
+            problems += error.problems
+    problems += at_files(run.problems, {entry.slug: str(entry.path) for entry in ready})
+    return problems
 
-            (image,) = png_pages(pdf, png_dpi)
-            write_atomic(target.with_suffix(".png"), image)
-            echo(str(target.with_suffix(".png")))
-    return at_files(run.problems, {entry.slug: str(entry.path) for entry in entries})
+
+def _outputs(out: Path, slug: str, png_dpi: int | None) -> list[Path]:
+    pdf = out / f"{slug}.pdf"
+    return [pdf] if png_dpi is None else [pdf, pdf.with_suffix(".png")]
+
+
+def _write_outputs(pdf: bytes, paths: list[Path], png_dpi: int | None, echo) -> None:
+    write_atomic(paths[0], pdf)
+    echo(str(paths[0]))
+    if png_dpi is not None:
+        from .raster import png_pages
+
+        (image,) = png_pages(pdf, png_dpi)
+        write_atomic(paths[1], image)
+        echo(str(paths[1]))

@@ -184,13 +184,13 @@ def new(title: str, slug: str | None, records_dir: Path) -> None:
     """Write a new record, <records>/<slug>.yaml, with every section and placeholder guidance."""
     from .fileio import write_atomic
     from .model import slug_problem
-    from .records import dump_record
+    from .records import dump_record, record_file
     from .skeleton import skeleton
 
     if slug is None and (problem := slug_problem(title, remedy="give one with --slug SLUG")):
         raise click.UsageError(problem)
     record = skeleton(title, slug)
-    target = records_dir / f"{record.slug}.yaml"
+    target = record_file(records_dir, record.slug)
     write_atomic(target, dump_record(record).encode(), overwrite=False)
     click.echo(str(target))
 
@@ -359,7 +359,8 @@ def compendium(
     from .fileio import replaceable
 
     out = in_folder(out, "compendium.pdf")
-    replaceable(out)  # a FIFO or device there is refused before rendering
+    for path in [out, out.with_suffix(".png")] if contact_sheet else [out]:
+        replaceable(path)  # a FIFO or device there is refused before rendering
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
     with one_at_a_time(cache_dir):

@@ -18,13 +18,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .inputfiles import parse_toml, read_text
-from .problems import InvalidInput, Problem
+from .problems import CONTROL, InvalidInput, Problem
 
 DEFAULT_CONFIG_NAME = "dossier.toml"
 MAX_CONFIG_BYTES = 1_000_000  # a config file is a few lines; anything bigger is a mistake
 MAX_BASE_URL = 200  # characters: a QR code must hold it and a slug
 EXAMPLE_BASE_URL = "https://specimens.example.org"
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # line breaks and controls
 
 
 def _one_line(text: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +19,10 @@ from .config import Config
 from .fileio import write_atomic
 from .layouts import Layout
 from .model import Record, slugify
-from .problems import InvalidInput, Problem
+from .problems import CONTROL, InvalidInput, Problem
 from .records import Catalog, Entry
 
 COMPENDIUM_NAME = "compendium.pdf"
-# what str.splitlines() and so the email package take for a line break, and other controls
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 DRAFT_STEM_LENGTH = 60
 DRAFT_RECIPIENT_LENGTH = 80
 

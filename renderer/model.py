@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -38,9 +39,15 @@ def _printable(text: str) -> str:
 
 
 Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_printable)
+    str,
+    Strict(),  # a number or !!binary bytes is not text that the author meant
+    StringConstraints(strip_whitespace=True, min_length=1),
+    AfterValidator(_printable),
 ]
 MAX_AMOUNT = 10**12
+# items in a list, and related specimens (each with a QR code): more than any page holds
+MAX_ITEMS = 24
+MAX_RELATED = 12
 
 
 def _sane_amount(amount: int) -> int:
@@ -49,9 +56,12 @@ def _sane_amount(amount: int) -> int:
     return amount
 
 
-Percent = Annotated[int, Field(ge=0, le=100)]
+Percent = Annotated[int, Strict(), Field(ge=0, le=100)]  # true is no percentage
 Amount = Annotated[
-    int, Field(ge=0, json_schema_extra={"maximum": MAX_AMOUNT}), AfterValidator(_sane_amount)
+    int,
+    Strict(),
+    Field(ge=0, json_schema_extra={"maximum": MAX_AMOUNT}),
+    AfterValidator(_sane_amount),
 ]
 CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -166,7 +176,7 @@ class OrgChart(Strict):
     """[01] The org-chart architecture."""
 
     note: Text
-    aliases: list[Text] = Field(min_length=1)
+    aliases: list[Text] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
 class Salary(Strict):
@@ -284,7 +294,7 @@ class BurnWard(Strict):
     """[10] The burn ward."""
 
     intro: Text
-    complaints: list[Complaint] = Field(min_length=1)
+    complaints: list[Complaint] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
 class Related(Strict):
@@ -327,16 +337,16 @@ class Record(Strict):
     question: Text = Field(description="Headline, e.g. WHAT DOES A ... ACTUALLY DO?")
     case: Case = Case()
     org_chart: OrgChart
-    habitat: list[Text] = Field(min_length=1)
+    habitat: list[Text] = Field(min_length=1, max_length=MAX_ITEMS)
     salary: Salary
     flight_risk: FlightRisk
-    metrics: list[NamedItem] = Field(min_length=1)
-    weaponry: list[NamedItem] = Field(min_length=1)
+    metrics: list[NamedItem] = Field(min_length=1, max_length=MAX_ITEMS)
+    weaponry: list[NamedItem] = Field(min_length=1, max_length=MAX_ITEMS)
     encounter: Encounter
-    jd_autopsy: list[Autopsy] = Field(min_length=1)
-    day_log: list[LogEntry] = Field(min_length=1)
+    jd_autopsy: list[Autopsy] = Field(min_length=1, max_length=MAX_ITEMS)
+    day_log: list[LogEntry] = Field(min_length=1, max_length=MAX_ITEMS)
     burn_ward: BurnWard
-    related: list[Related] = Field(min_length=1)
+    related: list[Related] = Field(min_length=1, max_length=MAX_RELATED)
 
     @property
     def slug(self) -> str:

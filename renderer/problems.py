@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
+
+# line breaks (also those str.splitlines() and so the email package take) and other controls:
+# what must not get into one line of output, a mail header or a setting
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Severity(StrEnum):
@@ -22,7 +27,8 @@ class Problem:
     severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        path = _visible(self.path)
+        where = path if self.line is None else f"{path}:{self.line}"
         prefix = "warning: " if self.severity is Severity.WARNING else ""
         field = f"{self.field}: " if self.field else ""
         return f"{where}: {prefix}{field}{self.message}"
@@ -33,6 +39,11 @@ class Problem:
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
+
+
+def _visible(text: str) -> str:
+    """A name with its line breaks and other controls escaped: a problem stays one line."""
+    return CONTROL.sub(lambda found: ascii(found[0])[1:-1], text)
 
 
 class InvalidInput(Exception):

@@ -160,6 +160,9 @@ def _problem(name: str, document: YamlDocument, detail: dict) -> Problem:
         pattern = detail["ctx"]["pattern"]
         hint = PATTERN_HINTS.get(pattern, f"text matching {pattern}")
         message = f"expected {hint} (got {_shorten(detail['input'])})"
+    elif kind == "too_long" and isinstance(detail["input"], list):
+        most, count = detail["ctx"]["max_length"], len(detail["input"])
+        message = f"at most {most} items, more than a page holds (got {count})"
     else:
         message = f"{_lower_first(detail['msg'])} (got {_shorten(detail['input'])})"
     return Problem(name, document.line_of(location), field_path(location), message)
@@ -221,6 +224,16 @@ def _shorten(value: object, limit: int = 40) -> str:
         return "a number too large to show"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def record_file(directory: Path, slug: str) -> Path:
+    """The file of the record `slug`: an existing <slug>.yaml or <slug>.yml, else <slug>.yaml,
+    so that a new record never stands beside an old one of the same slug."""
+    for suffix in RECORD_SUFFIXES:
+        path = directory / f"{slug}{suffix}"
+        if path.exists() or path.is_symlink():
+            return path
+    return directory / f"{slug}{RECORD_SUFFIXES[0]}"
 
 
 def record_paths(directory: Path) -> list[Path]:

@@ -359,12 +359,12 @@ def import_into(
     """Each text file as <records_dir>/<slug>.yaml: the path written, or the problems that
     stopped it (an existing record is kept unless `force`); one file does not stop the next."""
     from .fileio import AlreadyExists, write_atomic
-    from .records import dump_record
+    from .records import dump_record, record_file
 
     for file in files:
         try:
             record = import_file(file)
-            target = records_dir / f"{record.slug}.yaml"
+            target = record_file(records_dir, record.slug)
             write_atomic(target, dump_record(record).encode(), overwrite=force)
         except AlreadyExists:
             message = f"{target} already exists; use --force to overwrite it"

@@ -130,7 +130,7 @@ def test_render_of_a_record_too_long_writes_no_pdf(tmp_path: Path):
     import yaml
 
     data = yaml.safe_load(SEED_YAML.read_text(encoding="utf-8"))
-    data["burn_ward"]["complaints"] = [dict(c) for c in data["burn_ward"]["complaints"] * 10]
+    data["burn_ward"]["complaints"] = [dict(c) for c in data["burn_ward"]["complaints"] * 8]
     source = tmp_path / f"{SEED_SLUG}.yaml"
     source.write_text(yaml.safe_dump(data), encoding="utf-8")
     out = tmp_path / "out"
