@@ -53,8 +53,11 @@ def parse_address(text: str, where: str = "--to") -> Address:
 
 
 def header_text(text: str, where: str) -> str:
-    """Text that can go into a header as it is: one line, nothing invisible, valid Unicode."""
-    found = CONTROL.search(text)
+    """Text that can go into a header as it is: one line, nothing invisible, valid Unicode.
+
+    The email package decodes encoded words (=?utf-8?q?...?=) in what it is given, so a line
+    break hidden in one is looked for in the decoded text too."""
+    found = CONTROL.search(text) or CONTROL.search(_decoded(text))
     if found:
         message = (
             f"{text!r} has U+{ord(found[0]):04X}, a line break or control character; a mail"
@@ -67,6 +70,13 @@ def header_text(text: str, where: str) -> str:
         message = f"{text!r} holds bytes that are not UTF-8 text"
         raise InvalidInput([Problem(where, None, "", message)]) from None
     return text
+
+
+def _decoded(text: str) -> str:
+    try:
+        return str(default_policy.header_factory("subject", text))
+    except (ValueError, IndexError, LookupError):  # not a header the parser can read: refused
+        return "\n"
 
 
 def _ascii_domain(domain: str) -> str:
@@ -130,8 +140,9 @@ def default_subject(records: list[Record], with_compendium: bool, specimens: int
 
 
 def _one_line(title: str) -> str:
-    """A title as a subject can carry it: a record's title may hold line breaks."""
-    return " ".join(title.split())
+    """A title as a subject can carry it: a record's title may hold line breaks, and text that
+    looks like an encoded word (=?utf-8?q?...?=), which the email package would decode."""
+    return " ".join(title.split()).replace("=?", "= ?")
 
 
 def summary(record: Record, config: Config) -> dict:

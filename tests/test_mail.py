@@ -313,6 +313,25 @@ def test_a_title_with_a_line_break_makes_a_one_line_subject():
     assert "\n" not in two
 
 
+def test_a_title_that_looks_like_an_encoded_word_cannot_add_a_header():
+    record = SimpleNamespace(title="=?utf-8?q?hi=0D=0ABcc:_evil@example.org?=")
+    subject = post.default_subject([record], False, 1)
+    message = post.compose([], [], recipients=[post.parse_address("a@example.org")],
+                           subject=subject, config=Config())  # fmt: skip
+    assert "Bcc" not in message and "\nBcc:" not in message.as_string()
+    assert str(message["Subject"]) == subject
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["=?utf-8?q?hi=0D=0ABcc:_evil@example.org?=", "=?utf-8?q?a=00b?=", "=?utf-8?q?=E2=80=A8x?="],
+)
+def test_an_encoded_word_hiding_a_line_break_in_the_subject_is_refused(subject):
+    with pytest.raises(InvalidInput) as caught:
+        post.header_text(subject, "--subject")
+    assert "a line break or control character; a mail header is one line" in str(caught.value)
+
+
 # -- the parts ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "expected"),
