@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import re
@@ -9,8 +10,10 @@ import smtplib
 import socket
 import ssl
 import stat
+import threading
 from base64 import b64decode, b64encode
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -229,55 +232,106 @@ class Delivery:
 def send(messages: list[EmailMessage], server: Server) -> list[Delivery]:
     """Send every message over one connection; a failure is reported, never raised."""
     deliveries = []
+    connection = _client(server)
+    deadline = Deadline(connection, server.timeout)
     try:
-        connection = _connect(server)
+        with deadline.within(server.timeout):
+            _connect(connection, server)
     except FAILURES as error:
+        connection.close()
         reason = describe_failure(error, server)
         return [_failed(message, reason) for message in messages]
     try:
         for message in messages:
-            delivery = _send_one(connection, message, server)
+            delivery = _send_one(connection, message, server, deadline)
             deliveries.append(delivery)
-            if not delivery.ok and not delivery.accepted and _is_disconnected(connection):
+            if not delivery.ok and not delivery.accepted and _is_disconnected(connection, deadline):
                 reason = "connection lost before this message"
                 deliveries += [_failed(m, reason) for m in messages[len(deliveries) :]]
                 break
     finally:
-        _quit(connection)
+        _quit(connection, deadline, server.timeout)
     return deliveries
 
 
-def _connect(server: Server) -> smtplib.SMTP:
-    context = tls_context(server.ca_file)
+class Deadline:
+    """Each exchange with the server ends within its time, however slowly the server trickles
+    its answer: the socket's own timeout bounds each read, not a reply of many reads. When the
+    time is up, the socket is shut down, and the exchange fails as a timeout."""
+
+    def __init__(self, connection: smtplib.SMTP, timeout: float):
+        self.connection, self.timeout, self.expired = connection, timeout, False
+
+    @contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        timer = threading.Timer(seconds, self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except FAILURES as error:
+            if self.expired:
+                raise TimeoutError(f"no answer within {self.timeout:g} s") from error
+            raise
+        finally:
+            timer.cancel()
+
+    def _expire(self) -> None:
+        self.expired = True
+        connection = getattr(self.connection, "sock", None)
+        if connection is not None:  # the plain socket's shutdown, under any TLS wrapper
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(connection, socket.SHUT_RDWR)
+
+
+class _ConnectsLater:
+    """smtplib's client, created before it connects (so that the deadline can reach its socket
+    from the start), connecting as it does when given a host at once."""
+
+    def connect(self, host="localhost", port=0, source_address=None):
+        self._host = host  # as SMTP.__init__ sets it: TLS names the server by it
+        code, message = super().connect(host, port, source_address)
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, message)
+        return code, message
+
+
+class _Client(_ConnectsLater, smtplib.SMTP):
+    pass
+
+
+class _TlsClient(_ConnectsLater, smtplib.SMTP_SSL):
+    pass
+
+
+def _client(server: Server) -> smtplib.SMTP:
     if server.security == "tls":
-        connection = smtplib.SMTP_SSL(
-            server.host, server.port, timeout=server.timeout, context=context
-        )
-    else:
-        connection = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
-    try:
-        connection.ehlo()
-        if server.security == "starttls":
-            if connection.has_extn("starttls"):
-                connection.starttls(context=context)
-                connection.ehlo()
-            elif not (server.is_loopback or server.insecure):
-                raise CleartextRefused(
-                    f"{server.name} does not offer STARTTLS; refusing to send in clear text"
-                    " (use --insecure to allow it)"
-                )
-        if server.user:
-            _login(connection, server.user, server.password or "")
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+        return _TlsClient(timeout=server.timeout, context=tls_context(server.ca_file))
+    return _Client(timeout=server.timeout)
 
 
-def _quit(connection: smtplib.SMTP) -> None:
+def _connect(connection: smtplib.SMTP, server: Server) -> None:
+    """Connect, greet, secure the connection and log in."""
+    connection.connect(server.host, server.port)
+    connection.ehlo()
+    if server.security == "starttls":
+        if connection.has_extn("starttls"):
+            connection.starttls(context=tls_context(server.ca_file))
+            connection.ehlo()
+        elif not (server.is_loopback or server.insecure):
+            raise CleartextRefused(
+                f"{server.name} does not offer STARTTLS; refusing to send in clear text"
+                " (use --insecure to allow it)"
+            )
+    if server.user:
+        _login(connection, server.user, server.password or "")
+
+
+def _quit(connection: smtplib.SMTP, deadline: Deadline, seconds: float) -> None:
     """Say goodbye; whatever the server answers, or fails to, the messages' fate is known."""
     try:
-        connection.quit()
+        with deadline.within(seconds):
+            connection.quit()
     except FAILURES:
         pass
     finally:
@@ -327,10 +381,15 @@ def _base64(data: bytes) -> str:
 LOGINS = {"CRAM-MD5": _login_cram_md5, "PLAIN": _login_plain, "LOGIN": _login_login}
 
 
-def _send_one(connection: smtplib.SMTP, message: EmailMessage, server: Server) -> Delivery:
+def _send_one(
+    connection: smtplib.SMTP, message: EmailMessage, server: Server, deadline: Deadline
+) -> Delivery:
     recipients = recipients_of(message)
+    # a large message takes longer to upload: its time grows at 64 KB a second
+    seconds = server.timeout + len(message.as_bytes()) / 65_536
     try:
-        refused = connection.send_message(message)
+        with deadline.within(seconds):
+            refused = connection.send_message(message)
     except smtplib.SMTPRecipientsRefused as error:
         refused = error.recipients
     except FAILURES as error:
@@ -344,9 +403,10 @@ def _failed(message: EmailMessage, reason: str) -> Delivery:
     return Delivery(str(message["Subject"]), [], dict.fromkeys(recipients_of(message), reason))
 
 
-def _is_disconnected(connection: smtplib.SMTP) -> bool:
+def _is_disconnected(connection: smtplib.SMTP, deadline: Deadline) -> bool:
     try:
-        return connection.noop()[0] != 250
+        with deadline.within(deadline.timeout):
+            return connection.noop()[0] != 250
     except FAILURES:
         return True
 

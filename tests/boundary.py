@@ -272,7 +272,8 @@ def smtp_server(mode: str | None):
     if mode is None:
         yield None
         return
-    starters = {"normal": _aiosmtpd, "refuse-login": _aiosmtpd, "silent": _raw, "drop": _raw}
+    starters = {"normal": _aiosmtpd, "refuse-login": _aiosmtpd, "silent": _raw, "drop": _raw,
+                "trickle": _raw}  # fmt: skip
     assert mode in starters, f"unknown smtp mode {mode!r}"
     with starters[mode](mode) as port:
         yield f"127.0.0.1:{port}"
@@ -295,6 +296,15 @@ def _refuse_every_login(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=False, handled=False)
 
 
+def _trickle(connection: socket.socket, stop: threading.Event) -> None:
+    with contextlib.suppress(OSError):
+        for _ in range(300):
+            if stop.is_set():
+                return
+            connection.sendall(b"220-still greeting you\r\n")
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def _aiosmtpd(mode: str):
     from aiosmtpd.controller import Controller
@@ -312,7 +322,8 @@ def _aiosmtpd(mode: str):
 
 @contextlib.contextmanager
 def _raw(mode: str):
-    """`silent` accepts connections and never says a word; `drop` closes each at once."""
+    """`silent` accepts connections and never says a word; `drop` closes each at once;
+    `trickle` sends a greeting without end, a line every 0.1 s (for at most 30 s)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop, held = threading.Event(), []
@@ -329,6 +340,8 @@ def _raw(mode: str):
                 connection.close()
             else:
                 held.append(connection)
+            if mode == "trickle":
+                threading.Thread(target=_trickle, args=(connection, stop), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

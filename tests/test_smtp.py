@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import socket
 import ssl
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -249,6 +251,36 @@ def test_a_silent_server_is_reported_as_a_timeout(rendered, tcp_server, tmp_path
     assert result.stderr == (
         f"NOT sent to ann@example.org: {reason}\nNOT sent to bo@example.org: {reason}\n"
     )
+
+
+def endless_greeting(connection):
+    """A greeting that does not end: a continuation line every 0.1 s, each read on time
+    (for 10 s, so that a client without a deadline fails the test instead of hanging it)."""
+    with contextlib.suppress(OSError):
+        for _ in range(100):
+            connection.sendall(b"220-still greeting you\r\n")
+            time.sleep(0.1)
+
+
+def byte_by_byte(connection):
+    """A greeting trickled one byte every 0.1 s: each read on time, the reply never."""
+    with contextlib.suppress(OSError):
+        for byte in b"220 slow.example.org ESMTP, answering one byte at a time, slowly, slowly\r\n":
+            connection.sendall(bytes([byte]))
+            time.sleep(0.1)
+
+
+@pytest.mark.parametrize("serve", [endless_greeting, byte_by_byte])
+def test_a_server_that_trickles_its_answer_is_reported_as_a_timeout(
+    rendered, tcp_server, tmp_path, serve
+):
+    address = tcp_server(serve)
+    started = time.monotonic()
+    result = mail(rendered, SEED_SLUG, "--to", "ann@example.org", "--from", "desk@example.org",
+                  "--smtp", address, "--config", quick_config(tmp_path))  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr == f"NOT sent to ann@example.org: {address} did not answer within 0.5 s\n"
+    assert time.monotonic() - started < 5
 
 
 def test_a_server_that_hangs_up_at_once_is_one_line_per_recipient(rendered, tcp_server, tmp_path):
