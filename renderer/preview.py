@@ -142,12 +142,32 @@ class Preview:
         covered.cache_clear()
 
     def watched_paths(self, config_path: Path | None) -> list[Path]:
+        """The folders to watch: the config's own, since editors save a file by writing a new
+        one and renaming it over the old, which a watch on the file itself loses."""
+        paths = self._watched_folders()
+        if config_path is not None and config_path.parent.is_dir():
+            paths.append(config_path.parent.resolve())
+        return paths
+
+    def _watched_folders(self) -> list[Path]:
         paths = [self.records_dir, FONTS_DIR]
         if self.snapshot.layout is not None:
             paths.append(self.snapshot.layout.folder)
-        if config_path is not None and config_path.is_file():
-            paths.append(config_path)
         return [path.resolve() for path in paths]
+
+    def watch_filter(self, config_path: Path | None) -> Callable[[object, str], bool]:
+        """Which changes count: in the watched folders, or to the config file itself."""
+        import watchfiles
+
+        usual, folders = watchfiles.DefaultFilter(), self._watched_folders()
+        config = config_path.parent.resolve() / config_path.name if config_path else None
+
+        def counts(change, path: str) -> bool:
+            changed = Path(path)
+            inside = any(changed.is_relative_to(folder) for folder in folders)
+            return usual(change, path) and (inside or changed == config)
+
+        return counts
 
     def wait_for_change(self, shown: str, timeout: float) -> str:
         """The current generation, once it differs from `shown` or the timeout has passed."""
@@ -454,7 +474,10 @@ def _watch(preview: Preview, config_path: Path | None, stop: threading.Event) ->
 
     while not stop.is_set():
         paths = preview.watched_paths(config_path)
-        for changes in watchfiles.watch(*paths, stop_event=stop, debounce=300, step=50):
+        wanted = preview.watch_filter(config_path)
+        for changes in watchfiles.watch(
+            *paths, watch_filter=wanted, stop_event=stop, debounce=300, step=50
+        ):
             changed = {Path(path) for _, path in changes}
             preview.say(f"changed: {', '.join(sorted(path.name for path in changed))}")
             _report(preview.refresh(changed), preview.say)

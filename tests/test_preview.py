@@ -314,6 +314,41 @@ def test_a_config_that_names_another_layout_has_that_layout_watched(tmp_path: Pa
         stop_preview(process)
 
 
+def test_a_config_saved_by_rename_is_read_again_every_time(tmp_path: Path):
+    """Editors write a new file and rename it over the old one: each such save counts."""
+    import urllib.request
+
+    records = small_catalog(tmp_path)
+    config = tmp_path / "dossier.toml"
+    config.write_text('classification = "FIRST"\n')
+    process, url = start_preview(records, "--config", config)
+
+    def shows(text: str) -> bool:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(url + SEED_SLUG, timeout=20) as response:
+                if text in response.read().decode():
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def save_by_rename(text: str) -> None:
+        fresh = tmp_path / ".dossier.toml.swp"
+        fresh.write_text(f'classification = "{text}"\n')
+        fresh.replace(config)
+
+    try:
+        assert shows("FIRST")
+        for text in ("SECOND", "THIRD"):
+            save_by_rename(text)
+            assert shows(text), f"the save of {text} was not noticed"
+        config.unlink()
+        save_by_rename("FOURTH")  # deleted, then made again
+        assert shows("FOURTH")
+    finally:
+        stop_preview(process)
+
+
 def raw_request(url: str, request_line: bytes, host: bytes | None) -> tuple[int, bytes]:
     """A request as sent by hand (no client library fixes it up): the status and the body."""
     headers = b"" if host is None else b"Host: " + host + b"\r\n"
