@@ -23,6 +23,8 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 from fontTools.varLib import instancer
 
+from .problems import InvalidInput, Problem
+
 CMAP_HEADER = b"""/CIDInit /ProcSet findresource begin
 12 dict begin
 begincmap
@@ -225,11 +227,19 @@ def _originals(folders: tuple[Path, ...]) -> dict[tuple, Path]:
     for folder in folders:
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() in (".ttf", ".otf"):
-                with TTFont(path, lazy=True) as font:
-                    axes = {axis.axisTag for axis in font["fvar"].axes} if "fvar" in font else set()
-                    if axes <= {"wght"}:
-                        found.setdefault(_identity(font), path)
+                try:
+                    with TTFont(path, lazy=True) as font:
+                        axes = {a.axisTag for a in font["fvar"].axes} if "fvar" in font else set()
+                        if axes <= {"wght"}:
+                            found.setdefault(_identity(font), path)
+                except Exception as error:  # fontTools raises many kinds on a damaged file
+                    raise InvalidInput([_unreadable(path, error)]) from None
     return found
+
+
+def _unreadable(path: Path, error: Exception) -> Problem:
+    detail = " ".join(str(error).split())[:120] or type(error).__name__
+    return Problem(str(path), None, "layout", f"not a font that can be read ({detail})")
 
 
 def _subset(path: Path, gids: list[int], location: tuple = ()) -> bytes:
