@@ -106,7 +106,8 @@ def test_markup_in_records_is_printed_as_text(seed):
 
 def test_a_record_too_long_for_one_page_fails_clearly(seed):
     data = yaml.safe_load(SEED_YAML.read_text(encoding="utf-8"))
-    data["metrics"] = data["metrics"] * 12
+    data["metrics"] = data["metrics"] * 8
+    data["weaponry"] = data["weaponry"] * 8
     with pytest.raises(InvalidInput) as caught:
         render_dossier(Record.model_validate(data), CONFIG)
     message = str(caught.value)
