@@ -1,4 +1,5 @@
-"""Assembly: pages of many PDFs streamed into one file, with shared fonts, page links, an outline.
+"""Assembly: pages of many PDFs streamed into one file, stamped, with shared fonts, page links
+and an outline.
 
 Memory stays flat however many documents are merged: each source is opened, its page's objects
 are renumbered and written out, and it is closed; only object offsets and the fonts' glyph
@@ -16,17 +17,21 @@ import marshal
 import re
 import zlib
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import pikepdf
 
+from .cache import cache_key
 from .context import INTERNAL_SCHEME
 from .fontmerge import FaceMerger, FaceReader, FaceUse
+from .slots import Slot, Typeset, Values
 
 OBJECTS_PER_STREAM = 200
-PREPARED_FORMAT = 1
+PREPARED_FORMAT = 2
+ASSEMBLY_MODULES = ("assemble", "fontmerge", "slots")  # the code a prepared source depends on
 # specimen:<slug> (written by the dossiers' context) and matter:<page>, the compendium's own pages
 LINK_SCHEMES = SPECIMEN, MATTER = (INTERNAL_SCHEME.removesuffix(":"), "matter")
 INTERNAL_URIS = tuple(b"(" + scheme.encode() + b":" for scheme in LINK_SCHEMES)
@@ -61,40 +66,68 @@ class Prepared:
     """One source PDF's objects with local numbers, ready to be appended to any output.
 
     Local numbers 0..pages-1 are its pages, in order; the others follow. A reference to a shared
-    font face is written as the negative number -(1 + its index in `faces`). Preparing (reading
-    the PDF with qpdf) is most of the work of assembly, so prepared sources are cached.
+    font face is written as the negative number -(1 + its index in `faces`). The streams of its
+    slots are not among the objects: they are written, stamped, when the source is added.
+    Preparing (reading the PDF with qpdf) is most of the work of assembly, so prepared sources
+    are cached.
     """
 
     pages: int
     objects: list[tuple[int, bytes, bytes | None]]  # local number, body, stream data
     faces: list[tuple[str, FaceUse]]
+    stamps: list[tuple[int, tuple]] = field(default_factory=list)  # local number, Slot fields
 
     def dumps(self) -> bytes:
-        return marshal.dumps((PREPARED_FORMAT, self.pages, self.objects, self.faces))
+        return marshal.dumps((PREPARED_FORMAT, self.pages, self.objects, self.faces, self.stamps))
 
     @classmethod
     def loads(cls, data: bytes) -> Prepared | None:
         try:
-            version, pages, objects, faces = marshal.loads(data)
+            version, *fields = marshal.loads(data)
         except (EOFError, ValueError, TypeError):
             return None
-        return cls(pages, objects, faces) if version == PREPARED_FORMAT else None
+        return cls(*fields) if version == PREPARED_FORMAT else None
 
 
 class Preparer:
-    """Reads source PDFs into `Prepared` form; remembers what it learnt of each font face."""
+    """Reads source PDFs into `Prepared` form, keeping them in `store` (the build cache) when
+    given; remembers what it learnt of each font face."""
 
-    def __init__(self, font_folders: list[Path]):
+    def __init__(self, font_folders: list[Path], store=None):
         self.fonts = FaceReader(font_folders)
+        self.store = store
 
-    def prepare(self, pdf: bytes) -> Prepared:
+    def prepared(self, key: str, typeset: Callable[[], Typeset | None]) -> Prepared | None:
+        """The dossier of cache key `key`, prepared: from the store when it was prepared
+        before, else from `typeset()` (None when that failed)."""
+        prepared_key = cache_key("prepared", code=ASSEMBLY_MODULES, dossier=key)
+        kept = self.store.get(prepared_key) if self.store is not None else None
+        prepared = Prepared.loads(kept) if kept is not None else None
+        if prepared is None:
+            source = typeset()
+            if source is None:
+                return None
+            prepared = self.prepare(source.pdf, source.slots)
+            if self.store is not None:
+                self.store.put(prepared_key, prepared.dumps())
+        return prepared
+
+    def prepare(self, pdf: bytes, slots: tuple[Slot, ...] = ()) -> Prepared:
+        """The PDF's objects renumbered locally; the streams of the first page's `slots` are
+        left to be stamped."""
         with pikepdf.open(io.BytesIO(pdf)) as source:
             numbers: dict[tuple[int, int], int] = {}
             queue: deque[pikepdf.Object] = deque()
             for page in source.pages:
                 numbers[page.obj.objgen] = len(numbers)
                 queue.append(page.obj)
-            pages, faces, objects = len(numbers), {}, []
+            stamps = []
+            if slots:
+                contents = source.pages[0].Contents
+                for slot in slots:
+                    numbers[contents[slot.index].objgen] = len(numbers)
+                    stamps.append((len(numbers) - 1, astuple(slot)))
+            pages, faces, objects = len(numbers) - len(stamps), {}, []
             while queue:
                 obj = queue.popleft()
                 data = None
@@ -103,7 +136,7 @@ class Preparer:
                     del obj.stream_dict["/Length"]  # written anew with the data
                 body = self._renumbered(obj, source, numbers, queue, faces)
                 objects.append((numbers[obj.objgen], body, data))
-        return Prepared(pages, objects, list(faces.items()))
+        return Prepared(pages, objects, list(faces.items()), stamps)
 
     def _renumbered(self, obj, source, numbers, queue, faces) -> bytes:
         """The object as qpdf writes it, with every reference renumbered locally.
@@ -141,15 +174,25 @@ class Preparer:
 class Assembler:
     """Writes a PDF of `page_count` pages, fed one source at a time, in page order."""
 
-    def __init__(self, stream: BinaryIO, page_count: int, font_folders: list[Path], store=None):
+    def __init__(
+        self,
+        stream: BinaryIO,
+        page_count: int,
+        font_folders: list[Path],
+        store=None,
+        elsewhere: Callable[[str], str | None] = lambda uri: None,
+    ):
+        """`elsewhere(uri)`: where an internal link to no page of this file goes instead (a web
+        address), or None to drop it."""
         self.stream, self.page_count = stream, page_count
+        self.elsewhere = elsewhere
         self.digest = hashlib.sha256()
         self.offsets: dict[int, tuple[int, int, int]] = {}  # number -> xref entry
         self.next_number = 3 + page_count  # 1 catalog, 2 page tree, then the pages
         self.pages_written = 0
         self.pending: list[tuple[int, bytes]] = []
         self.fonts = FaceMerger(font_folders, store)
-        self.preparer = Preparer(font_folders)
+        self.preparer = Preparer(font_folders, store)
         self._write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
 
     # -- feeding ---------------------------------------------------------------------------
@@ -158,8 +201,14 @@ class Assembler:
         `<scheme>/<name>` when `destinations` (name -> page) has it, else it is dropped."""
         self.add_prepared(self.preparer.prepare(pdf), destinations)
 
-    def add_prepared(self, source: Prepared, destinations: dict[str, int]) -> None:
-        """Append a prepared source: its local numbers become the output's."""
+    def add_prepared(
+        self,
+        source: Prepared,
+        destinations: dict[str, int],
+        values: Callable[[str], Values] = lambda slot: None,
+    ) -> None:
+        """Append a prepared source: its local numbers become the output's; each slot is stamped
+        with `values(slot name)`."""
         first_page = 3 + self.pages_written
         self.pages_written += source.pages
         faces = [self.fonts.share(name, use, self._allocate) for name, use in source.faces]
@@ -179,13 +228,16 @@ class Assembler:
                 return match[0]
             return b"%d 0 R" % number_of(int(match[1]))
 
+        for local, fields in source.stamps:
+            slot = Slot(*fields)
+            self._write_stream(number_of(local), b"<<>>", slot.stamp(values(slot.name)))
         for local, body, data in source.objects:
             body = TOKENS.sub(relocate, body)
             if data is not None:
                 self._write_stream(number_of(local), body, data)
                 continue
             if any(uri in body for uri in INTERNAL_URIS):
-                body = _retarget_links(body, destinations)
+                body = _retarget_links(body, destinations, self.elsewhere)
             self._queue_object(number_of(local), body)
 
     def _allocate(self) -> int:
@@ -326,14 +378,21 @@ class Assembler:
         )
 
 
-def _retarget_links(body: bytes, destinations: dict[str, int]) -> bytes:
-    """Internal links (`<scheme>:<name>` URIs) become go-to actions to their named destination,
-    or plain boxes when the target is not in this document."""
+def _retarget_links(
+    body: bytes,
+    destinations: dict[str, int],
+    elsewhere: Callable[[str], str | None] = lambda uri: None,
+) -> bytes:
+    """Internal links (`<scheme>:<name>` URIs) become go-to actions to their named destination;
+    when the target is not in this document, links to `elsewhere(uri)`, or plain boxes."""
 
     def retarget(match: re.Match) -> bytes:
         name = destination(match[1].decode(), match[2].decode())
         if name not in destinations:
-            return b""
+            target = elsewhere(f"{match[1].decode()}:{match[2].decode()}")
+            if target is None:
+                return b""
+            return b"/A << /S /URI /URI %s >>" % pikepdf.String(target).unparse()
         return b"/A << /D %s /S /GoTo >>" % pikepdf.String(name).unparse()
 
     retargeted = INTERNAL_ACTION.sub(retarget, body)

@@ -1,8 +1,10 @@
-"""Cache: rendered PDFs kept by a content hash of everything that affects them, checked on read."""
+"""Cache: entries kept by a content hash of everything that makes them (one key helper),
+checked on read."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -18,19 +20,39 @@ FORMAT = b"dossier-cache 1"
 # The package's modules whose code shapes a rendered page (a test checks that rendering loads no
 # other). Records and config are parts of each job's key, so the modules that read them are not.
 RENDERING_MODULES = (
-    "__init__", "config", "context", "engine", "fileio", "inputfiles", "layouts", "matter",
-    "model", "problems", "qr", "render",
+    "__init__", "config", "context", "engine", "fileio", "fontmerge", "inputfiles", "layouts",
+    "matter", "model", "problems", "qr", "render", "slots", "cache",
 )  # fmt: skip
 PACKAGE_DIR = Path(__file__).parent
+
+
+def cache_key(kind: str, *, code: tuple[str, ...] = (), **inputs: object) -> str:
+    """The key of every cache entry: its kind, the code that makes it (modules of this package,
+    by name) and its inputs (JSON-serialisable; bytes count by their sha256)."""
+    parts = {
+        name: hashlib.sha256(value).hexdigest() if isinstance(value, bytes) else value
+        for name, value in inputs.items()
+    }
+    parts |= {"kind": kind, "code": code_digest(code) if code else None}
+    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.cache
+def code_digest(modules: tuple[str, ...]) -> str:
+    """A hash of the source of these modules of the package."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update((PACKAGE_DIR / f"{module}.py").read_bytes())
+    return digest.hexdigest()
 
 
 def inputs_fingerprint(layout: Layout) -> str:
     """A hash of the layout's files, the bundled fonts and the versions of the code that renders."""
     digest = hashlib.sha256()
-    for name in ("dossier", "weasyprint", "pydyf", "qrcode", "jinja2"):
+    for name in ("dossier", "weasyprint", "pydyf", "qrcode", "jinja2", "pikepdf"):
         digest.update(f"{name}={_version(name)};".encode())
-    for module in RENDERING_MODULES:
-        digest.update((PACKAGE_DIR / f"{module}.py").read_bytes())
+    digest.update(code_digest(RENDERING_MODULES).encode())
     for folder in (layout.folder, FONTS_DIR):
         digest.update(_tree_hash(folder, "*").encode())
     return digest.hexdigest()
@@ -52,12 +74,6 @@ def _tree_hash(folder: Path, pattern: str) -> str:
         if real.is_relative_to(root) and real.is_file():
             digest.update(str(path.relative_to(folder)).encode() + b"\0" + real.read_bytes())
     return digest.hexdigest()
-
-
-def job_key(**parts: object) -> str:
-    """A stable key for a render job from JSON-serialisable parts."""
-    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class RenderCache:

@@ -88,7 +88,7 @@ def stops_cleanly(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from .build import Stopped, stop_on_signals
+        from .workers import Stopped, stop_on_signals
 
         try:
             with stop_on_signals():
@@ -306,8 +306,9 @@ def render(
 
     Every record that can be rendered is; the problems of the others are listed at the end
     (exit code 1)."""
-    from .build import render_dossiers, select_records
+    from .build import render_dossiers
     from .config import load_config
+    from .selection import select_records
 
     if not targets and not render_all:
         raise click.UsageError("name records (SLUG or PATH) or use --all")
@@ -353,10 +354,10 @@ def compendium(
 
     When a record has problems, they are listed and the file is not written, unless
     --keep-going (exit code 1 either way)."""
-    from .build import select_catalog
     from .compendium import bind_selection
     from .config import load_config
     from .fileio import replaceable
+    from .selection import select_catalog
 
     out = in_folder(out, "compendium.pdf")
     for path in [out, out.with_suffix(".png")] if contact_sheet else [out]:
@@ -415,10 +416,11 @@ def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet,
 
     Every record that can be rendered is; the problems of the others are listed at the end
     (exit code 1), and the compendium is then not written, unless --keep-going."""
-    from .build import render_dossiers, select_catalog
+    from .build import render_dossiers
     from .compendium import bind_selection
     from .config import load_config
     from .fileio import replaceable
+    from .selection import select_catalog
 
     config = load_config(config_path, layout=layout)
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
@@ -517,9 +519,9 @@ def mail(
 
     from . import mail as post
     from . import smtp
-    from .build import select_entries
     from .config import load_config
     from .records import load_catalog
+    from .selection import select_entries
 
     if not targets and not with_compendium:
         raise click.UsageError("name records (SLUG or PATH) or use --compendium")

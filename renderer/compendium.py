@@ -1,33 +1,25 @@
-"""Compendium: the catalog in one PDF: cover, contents, dossiers, alias index, bookmarks, links."""
+"""Compendium: planning the catalog in one PDF (cover, contents, dossiers, alias index), its
+page order, page numbers, bookmarks and links; the pages themselves come from `build`,
+`matter` and `assemble`."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import io
-import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .assemble import (
-    MATTER,
-    SPECIMEN,
-    Assembler,
-    OutlineEntry,
-    Prepared,
-    Preparer,
-    destination,
-    page_destination,
-)
-from .build import Builder, DossierJob, Pending, Selection, Session
-from .cache import job_key
+from .assemble import MATTER, SPECIMEN, Assembler, OutlineEntry, destination, page_destination
+from .build import Builder, DossierJob, Pending
 from .config import Config
-from .context import Links
+from .context import INTERNAL_SCHEME, single_link
 from .fileio import atomic_writer
 from .layouts import FONTS_DIR, Layout
-from .matter import MATTER_TEMPLATES, Matter, PagePlan, lay_out_run, plan_pages
+from .matter import MATTER_TEMPLATES, Matter, PagePlan, Parts, matter_pages
 from .problems import InvalidInput, Problem, at_files
 from .records import Catalog, Entry
+from .selection import Selection
+from .slots import FOLIO, PAGE_OF, Values
 
 # the compendium's own pages, linked as matter:<name>; specimens are specimen:<slug>
 COVER, CONTENTS, INDEX = (destination(MATTER, name) for name in ("cover", "contents", "index"))
@@ -40,17 +32,6 @@ class CompendiumReport:
     rendered: int
     left_out: tuple[str, ...] = ()  # record files not bound
     problems: list[Problem] = field(default_factory=list)  # of dossiers that did not render
-
-
-@dataclass
-class Parts:
-    """The compendium's own pages, laid out: runs in order, blank versos, and their page counts."""
-
-    cover: list[bytes]
-    contents: list[bytes]
-    index: list[bytes]
-    blanks: bytes | None
-    counts: dict[str, int]
 
 
 def build_compendium(
@@ -103,9 +84,10 @@ def _bind(session, builder, entries: list[Entry], config, out, duplex, left_out)
     file abandoned and every render finished, so that all the failures are known."""
     matter = Matter.of(entries, config, left_out)
     slugs = [slug for slug, _, _ in matter.specimens]
-    plan, parts = _matter_pages(session, builder, matter, slugs, duplex)
-    jobs = [DossierJob(e.record, config, dossier_links(e.record, plan)) for e in entries]
-    pending = session.start(jobs)  # the file is assembled while the missing ones render
+    inputs = builder.fingerprint(config)
+    plan, parts = matter_pages(matter, slugs, duplex, session.workers, builder.cache, inputs)
+    # the file is assembled while the missing dossiers render
+    pending = session.start([DossierJob(entry.record, config) for entry in entries])
     try:
         with atomic_writer(out) as stream:
             pages = _assemble(stream, plan, slugs, pending, parts, matter, duplex)
@@ -157,73 +139,19 @@ def _refusal(out: Path, failures: list[Problem], keep_going: bool = False) -> st
     return f"{out}: not written: {count} record(s) with problems; --keep-going binds the others"
 
 
-def dossier_links(record, plan: PagePlan) -> Links:
-    """Only the pages this dossier prints: its own and its related specimens' (keeps jobs small)."""
-    pages = {r.target: plan.dossiers[r.target] for r in record.related if r.target in plan.dossiers}
-    return Links(pages, plan.dossiers[record.slug], plan.total)
+def dossier_values(slug: str, plan: PagePlan) -> Callable[[str], Values]:
+    """What the slots of a bound dossier print: its running number and the total, and the
+    pages of its related specimens that are bound too."""
 
-
-def _matter_pages(session: Session, builder: Builder, matter: Matter, slugs, duplex: bool):
-    """The page plan and the compendium's own pages, from the cache or laid out in parallel.
-
-    They depend on titles, case numbers and aliases, not on the dossiers' text, so editing a
-    record's text does not lay them out again. The cover prints the total page count, so it is
-    laid out last, once the index's length is known.
-    """
-    printed = {**asdict(matter), "config": matter.config.rendering()}
-    key = job_key(
-        kind="matter", inputs=builder.fingerprint(matter.config), matter=printed, duplex=duplex
-    )
-    cached = _cached_matter(builder, key)
-    if cached is not None:
-        return cached
-    runs = matter.runs()
-    plan = plan_pages(slugs, duplex)
-    laid_out = session.map(lay_out_run, [(matter, plan, run) for run in runs])
-    pdfs = {"contents.html.j2": [], "index.html.j2": []}
-    counts = {"contents.html.j2": 0, "index.html.j2": 0}
-    for (template, _, _), (count, pdf) in zip(runs, laid_out, strict=True):
-        pdfs[template].append(pdf)
-        counts[template] += count
-    plan = plan_pages(slugs, duplex, counts["index.html.j2"])
-    cover_pages, cover = session.call(lay_out_run, matter, plan, ("cover.html.j2", 0, 0))
-    blanks = None
-    if duplex:  # one more than the versos, in case the front matter needs evening out
-        run = ("blank.html.j2", 0, 1 + len(plan.blanks))
-        blanks = session.call(lay_out_run, matter, plan, run)[1]
-    front = cover_pages + counts["contents.html.j2"]
-    parts = Parts(
-        [cover], pdfs["contents.html.j2"], pdfs["index.html.j2"], blanks, {"front": front}
-    )
-    _store_matter(builder, key, plan, parts)
-    return plan, parts
-
-
-def _cached_matter(builder: Builder, key: str):
-    raw = builder.cache.get(key)
-    if raw is None:
+    def values(slot: str) -> Values:
+        if slot == FOLIO:
+            return {"page": plan.dossiers[slug], "total": plan.total}
+        target = slot.removeprefix(PAGE_OF)
+        if slot.startswith(PAGE_OF) and target in plan.dossiers:
+            return {"page": plan.dossiers[target], "total": plan.total}
         return None
-    stored = json.loads(raw)
-    loaded = {}
-    for name, keys in stored["parts"].items():
-        loaded[name] = [builder.cache.get(part_key) for part_key in keys]
-        if any(data is None for data in loaded[name]):
-            return None
-    blanks = loaded["blanks"][0] if loaded["blanks"] else None
-    parts = Parts(loaded["cover"], loaded["contents"], loaded["index"], blanks, stored["counts"])
-    return PagePlan(**stored["plan"]), parts
 
-
-def _store_matter(builder: Builder, key: str, plan: PagePlan, parts: Parts) -> None:
-    stored = {"cover": parts.cover, "contents": parts.contents, "index": parts.index,
-              "blanks": [parts.blanks] if parts.blanks else []}  # fmt: skip
-    keys = {}
-    for name, pdfs in stored.items():
-        keys[name] = [hashlib.sha256(pdf).hexdigest() for pdf in pdfs]
-        for part_key, pdf in zip(keys[name], pdfs, strict=True):
-            builder.cache.put(part_key, pdf)
-    document = {"plan": asdict(plan), "parts": keys, "counts": parts.counts}
-    builder.cache.put(key, json.dumps(document).encode())
+    return values
 
 
 def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duplex) -> int:
@@ -233,7 +161,10 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     front = parts.counts["front"] + front_pad
     total = front + plan.total
     layout = Layout.find(matter.config.layout)
-    assembler = Assembler(stream, total, [FONTS_DIR, layout.folder], pending.cache)
+    def web(uri: str) -> str | None:  # a related specimen that is not bound: its web address
+        return single_link(uri, matter.config) if uri.startswith(INTERNAL_SCHEME) else None
+
+    assembler = Assembler(stream, total, [FONTS_DIR, layout.folder], pending.cache, web)
     destinations = {destination(SPECIMEN, s): front + page for s, page in plan.dossiers.items()}
     destinations |= {COVER: 1, CONTENTS: 2, INDEX: front + plan.index}  # a one-page cover
     for pdf in [*parts.cover, *parts.contents]:
@@ -243,8 +174,10 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     for slug, key in zip(slugs, pending.keys, strict=True):
         if plan.dossiers[slug] - 1 in plan.blanks:
             assembler.add(next(blanks), destinations)
-        prepared = _prepared(pending, key, assembler.preparer, slug)
-        assembler.add_prepared(prepared, destinations)
+        prepared = assembler.preparer.prepared(key, lambda key=key: pending.typeset(key))
+        if prepared is None:
+            raise _RenderFailed(slug)
+        assembler.add_prepared(prepared, destinations, dossier_values(slug, plan))
     for pdf in parts.index:
         assembler.add(pdf, destinations)
     titles = {slug: title for slug, title, _ in matter.specimens}
@@ -264,28 +197,6 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     labels = [(0, "/r", 1), (front, "/D", 1)]
     assembler.finish(outline, info, page_labels=labels, destinations=destinations)
     return total
-
-
-def _prepared(pending: Pending, key: str, preparer: Preparer, slug: str) -> Prepared:
-    """A dossier read for assembly, from the cache when it was read before (reading the PDF is
-    most of the work of a rebuild)."""
-    prepared_key = job_key(kind="prepared", dossier=key, code=_assembly_code())
-    kept = pending.cache.get(prepared_key)
-    prepared = Prepared.loads(kept) if kept is not None else None
-    if prepared is None:
-        pdf = pending.pdf(key)
-        if pdf is None:
-            raise _RenderFailed(slug)
-        prepared = preparer.prepare(pdf)
-        pending.cache.put(prepared_key, prepared.dumps())
-    return prepared
-
-
-@functools.cache
-def _assembly_code() -> str:
-    folder = Path(__file__).parent
-    code = b"".join((folder / name).read_bytes() for name in ("assemble.py", "fontmerge.py"))
-    return hashlib.sha256(code).hexdigest()
 
 
 def _single_pages(pdf: bytes) -> list[bytes]:

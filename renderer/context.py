@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .config import Config
 from .model import SECTION_TITLES, Record, money
 from .qr import qr_svg
 
 PAPER_SIZES = {"a4": "A4", "letter": "letter"}
-# Links to specimens inside a compendium; the compendium turns them into links to their pages.
+# A page links to a related specimen as specimen:<slug>: a compendium turns the link into one to
+# the specimen's page, a dossier printed alone into one to its web address (`single_link`).
 INTERNAL_SCHEME = "specimen:"
 RISK_CELLS = 10
 
 
-@dataclass(frozen=True)
-class Links:
-    """Where related specimens live: page numbers inside a compendium, else only the web."""
-
-    pages: dict[str, int] = field(default_factory=dict)
-    page_number: int | None = None
-    page_total: int | None = None
-
-
-def dossier_context(record: Record, config: Config, *, scale: float = 1.0, links=None) -> dict:
-    """Everything a dossier template may use; see layouts/README.md for each key."""
-    links = links or Links()
+def dossier_context(record: Record, config: Config, *, scale: float = 1.0) -> dict:
+    """Everything a dossier template may use; see layouts/README.md for each key. Page numbers
+    are not known here: the layout leaves slots for them (`slots.py`)."""
     return {
         "scale": round(scale, 4),
         "paper": PAPER_SIZES[config.paper],
@@ -46,8 +36,7 @@ def dossier_context(record: Record, config: Config, *, scale: float = 1.0, links
         "jd_autopsy": record.jd_autopsy,
         "day_log": _day_log(record),
         "burn_ward": record.burn_ward,
-        "related": [_related(item, config, links) for item in record.related],
-        "page": {"number": links.page_number, "total": links.page_total},
+        "related": [_related(item, config) for item in record.related],
         "keywords": ", ".join(record.org_chart.aliases),
     }
 
@@ -116,16 +105,21 @@ def _day_log(record: Record) -> list[dict]:
     ]
 
 
-def _related(item, config: Config, links: Links) -> dict:
+def _related(item, config: Config) -> dict:
     url = config.specimen_url(item.target)
-    page = links.pages.get(item.target)
     return {
         "title": item.title,
         "slug": item.target,
         "match": item.match,
         "summary": item.summary,
         "url": url,
-        "href": f"{INTERNAL_SCHEME}{item.target}" if page else url,
+        "href": f"{INTERNAL_SCHEME}{item.target}",
         "qr": qr_svg(url),
-        "page": page,
     }
+
+
+def single_link(uri: str, config: Config) -> str:
+    """Where a link of a dossier printed alone goes: a specimen's web address."""
+    if uri.startswith(INTERNAL_SCHEME):
+        return config.specimen_url(uri.removeprefix(INTERNAL_SCHEME))
+    return uri

@@ -8,7 +8,6 @@ one whose font program is the original font cut down to the union of the glyphs 
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import logging
 import re
@@ -23,6 +22,7 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 from fontTools.varLib import instancer
 
+from .cache import cache_key
 from .problems import InvalidInput, Problem
 
 CMAP_HEADER = b"""/CIDInit /ProcSet findresource begin
@@ -78,8 +78,8 @@ class FaceReader:
         definition = self.definitions[name]
         if definition is None:
             return None
-        to_unicode = _read_to_unicode(font.ToUnicode.read_bytes()) or {}
-        widths = _read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array()))
+        to_unicode = read_to_unicode(font.ToUnicode.read_bytes()) or {}
+        widths = read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array()))
         return name, (*definition, widths, to_unicode)
 
     def _definition(self, font) -> tuple[tuple, tuple, bytes, bytes] | None:
@@ -128,10 +128,14 @@ class FaceMerger:
 
     def _font_program(self, face: Face, gids: list[int]) -> tuple[int, bytes]:
         """The subset's length and compressed bytes; kept in the store, as subsetting is slow."""
-        key = hashlib.sha256(
-            f"subset 2 fontTools {fontTools.version} {face.location} {gids}".encode()
-            + face.original.read_bytes()
-        ).hexdigest()
+        key = cache_key(
+            "font subset",
+            code=("fontmerge",),
+            fonttools=fontTools.version,
+            location=face.location,
+            gids=gids,
+            font=face.original.read_bytes(),
+        )
         kept = self.store.get(key) if self.store is not None else None
         if kept is not None:
             length, _, compressed = kept.partition(b"\n")
@@ -263,7 +267,7 @@ def _subset(path: Path, gids: list[int], location: tuple = ()) -> bytes:
     return buffer.getvalue()
 
 
-def _read_widths(array) -> dict[int, float]:
+def read_widths(array) -> dict[int, float]:
     """A CID font's /W array: `start [w1 w2 ...]` or `first last w`, read from its text."""
     tokens = WIDTH_TOKENS.findall(array.unparse())[1:-1]  # without the enclosing brackets
     widths, index = {}, 0
@@ -299,7 +303,7 @@ BFCHAR = re.compile(rb"beginbfchar(.*?)endbfchar", re.S)
 PAIR = re.compile(rb"<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]*)>")
 
 
-def _read_to_unicode(cmap: bytes) -> dict[int, bytes] | None:
+def read_to_unicode(cmap: bytes) -> dict[int, bytes] | None:
     """The glyph-to-text map of a ToUnicode CMap as WeasyPrint writes it (bfchar only)."""
     if b"beginbfrange" in cmap:
         return None

@@ -17,6 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .fileio import os_reason
 from .inputfiles import parse_toml, utf8_text
 from .problems import InvalidInput, Problem
+from .slots import slot_markup
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYOUTS_DIR = PROJECT_ROOT / "layouts"
@@ -106,13 +107,15 @@ class Layout:
 
     @cached_property
     def environment(self) -> jinja2.Environment:
-        return SandboxedEnvironment(
+        environment = SandboxedEnvironment(
             loader=FolderLoader([(self.folder, self.shown_path())]),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        environment.globals["slot"] = slot_markup
+        return environment
 
     def render_html(self, context: dict, template: str = DOSSIER_TEMPLATE) -> str:
         try:

@@ -98,7 +98,7 @@ def gather_attachments(
     if run.problems:
         raise InvalidInput(run.problems)
     files = [
-        Attachment(f"{entry.slug}.pdf", builder.cache.get(key))
+        Attachment(f"{entry.slug}.pdf", builder.typeset(key).single)
         for entry, key in zip(entries, run.keys, strict=True)
     ]
     if compendium is not None:

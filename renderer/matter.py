@@ -1,11 +1,15 @@
-"""Matter: what the compendium's own pages print (cover, contents, index) and their numbering."""
+"""Matter: the compendium's own pages (cover, contents, index): what they print, their page
+numbers, and laying them out on workers, through their own cache."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from .cache import RenderCache, cache_key
 from .config import Config
 from .context import PAPER_SIZES
 from .layouts import Layout
@@ -122,3 +126,77 @@ def _build_date(catalog: list[Entry], config: Config) -> str:
         return config.date.isoformat()
     dates = [e.record.case.opened for e in catalog if e.record.case.opened]
     return max(dates).isoformat() if dates else "UNDATED"
+
+
+@dataclass
+class Parts:
+    """The compendium's own pages, laid out: runs in order, blank versos, and their page counts."""
+
+    cover: list[bytes]
+    contents: list[bytes]
+    index: list[bytes]
+    blanks: bytes | None
+    counts: dict[str, int]
+
+
+def matter_pages(
+    matter: Matter, slugs: list[str], duplex: bool, workers, cache: RenderCache, inputs: str
+) -> tuple[PagePlan, Parts]:
+    """The page plan and the compendium's own pages, from the cache or laid out in parallel.
+
+    They depend on titles, case numbers and aliases, not on the dossiers' text, so editing a
+    record's text does not lay them out again. The cover prints the total page count, so it is
+    laid out last, once the index's length is known. `inputs` is the layout's fingerprint.
+    """
+    printed = {**asdict(matter), "config": matter.config.rendering()}
+    key = cache_key("matter", inputs=inputs, matter=printed, duplex=duplex)
+    cached = _cached(cache, key)
+    if cached is not None:
+        return cached
+    runs = matter.runs()
+    plan = plan_pages(slugs, duplex)
+    laid_out = workers.map(lay_out_run, [(matter, plan, run) for run in runs])
+    pdfs = {"contents.html.j2": [], "index.html.j2": []}
+    counts = {"contents.html.j2": 0, "index.html.j2": 0}
+    for (template, _, _), (count, pdf) in zip(runs, laid_out, strict=True):
+        pdfs[template].append(pdf)
+        counts[template] += count
+    plan = plan_pages(slugs, duplex, counts["index.html.j2"])
+    cover_pages, cover = workers.call(lay_out_run, matter, plan, ("cover.html.j2", 0, 0))
+    blanks = None
+    if duplex:  # one more than the versos, in case the front matter needs evening out
+        run = ("blank.html.j2", 0, 1 + len(plan.blanks))
+        blanks = workers.call(lay_out_run, matter, plan, run)[1]
+    front = cover_pages + counts["contents.html.j2"]
+    parts = Parts(
+        [cover], pdfs["contents.html.j2"], pdfs["index.html.j2"], blanks, {"front": front}
+    )
+    _store(cache, key, plan, parts)
+    return plan, parts
+
+
+def _cached(cache: RenderCache, key: str) -> tuple[PagePlan, Parts] | None:
+    raw = cache.get(key)
+    if raw is None:
+        return None
+    stored = json.loads(raw)
+    loaded = {}
+    for name, keys in stored["parts"].items():
+        loaded[name] = [cache.get(part_key) for part_key in keys]
+        if any(data is None for data in loaded[name]):
+            return None
+    blanks = loaded["blanks"][0] if loaded["blanks"] else None
+    parts = Parts(loaded["cover"], loaded["contents"], loaded["index"], blanks, stored["counts"])
+    return PagePlan(**stored["plan"]), parts
+
+
+def _store(cache: RenderCache, key: str, plan: PagePlan, parts: Parts) -> None:
+    stored = {"cover": parts.cover, "contents": parts.contents, "index": parts.index,
+              "blanks": [parts.blanks] if parts.blanks else []}  # fmt: skip
+    keys = {}
+    for name, pdfs in stored.items():
+        keys[name] = [hashlib.sha256(pdf).hexdigest() for pdf in pdfs]
+        for part_key, pdf in zip(keys[name], pdfs, strict=True):
+            cache.put(part_key, pdf)
+    document = {"plan": asdict(plan), "parts": keys, "counts": parts.counts}
+    cache.put(key, json.dumps(document).encode())

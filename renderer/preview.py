@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from html import unescape
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +22,7 @@ import jinja2
 import markupsafe
 
 from .config import Config
-from .context import PAPER_SIZES
+from .context import INTERNAL_SCHEME, PAPER_SIZES, single_link
 from .layouts import FONTS_DIR, Layout, guess_type, is_allowed_file
 from .problems import InvalidInput, Problem, at_files
 from .records import Entry, check_catalog, record_paths
@@ -188,7 +189,8 @@ class Preview:
             return view
 
     def _render(self, snapshot: Snapshot, slug: str) -> View:
-        from .render import dossier_html, render_dossier_report
+        from .render import dossier_html, printed_alone, render_dossier_report
+        from .slots import filled_html
 
         problems = snapshot.problems_of(slug)
         entry = snapshot.entries.get(slug)
@@ -197,8 +199,11 @@ class Preview:
         started = time.perf_counter()
         try:
             rendered = render_dossier_report(entry.record, snapshot.config)
-            html = dossier_html(
-                entry.record, snapshot.config, scale=rendered.scale, layout=snapshot.layout
+            html = filled_html(
+                dossier_html(
+                    entry.record, snapshot.config, scale=rendered.scale, layout=snapshot.layout
+                ),
+                printed_alone,
             )
         except InvalidInput as error:
             return View(problems=problems + at_files(error.problems, {slug: str(entry.path)}))
@@ -292,11 +297,15 @@ class Preview:
 
 
 def _links_to_previews(html: str, snapshot: Snapshot) -> str:
-    """Links to specimens of this catalog open their previews (their QR codes stay as printed)."""
+    """Links to specimens of this catalog open their previews, links to others their web
+    address (their QR codes stay as printed)."""
     for slug in snapshot.files:
-        url = markupsafe.escape(snapshot.config.specimen_url(slug))
-        html = html.replace(f'href="{url}"', f'href="/{slug}"')
-    return html
+        html = html.replace(f'href="{INTERNAL_SCHEME}{slug}"', f'href="/{slug}"')
+
+    def web(match: re.Match) -> str:
+        return f'href="{markupsafe.escape(single_link(unescape(match[1]), snapshot.config))}"'
+
+    return re.sub(rf'href="({re.escape(INTERNAL_SCHEME)}[^"]*)"', web, html)
 
 
 def path_refusal(path: str) -> tuple[HTTPStatus, str] | None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
-import hashlib
 import json
 import re
 import types
@@ -17,6 +15,7 @@ from typing import Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .cache import cache_key
 from .glyphs import covered, describe, missing_glyphs
 from .inputfiles import read_bounded
 from .model import PATTERN_HINTS, Record
@@ -27,7 +26,7 @@ RECORD_SUFFIXES = (".yaml", ".yml")
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../schema/record.schema.json\n"
 MAX_RECORD_BYTES = 1_000_000
 # what turns a file into a Record
-READER_MODULES = ("inputfiles.py", "model.py", "records.py", "yamlsource.py")
+READER_MODULES = ("inputfiles", "model", "records", "yamlsource")
 CATALOG_FIELDS = ("title", "slug", "related")  # what problems between records point at
 _CATALOG_LOCATIONS = {(), *((name,) for name in CATALOG_FIELDS)}
 
@@ -87,7 +86,7 @@ def read_record(path: Path, store: Store | None = None) -> tuple[Entry | None, l
         raw = read_bounded(path, MAX_RECORD_BYTES, "records")
     except InvalidInput as error:
         return None, error.problems
-    key = hashlib.sha256(_reader_code() + raw).hexdigest() if store is not None else ""
+    key = cache_key("record", code=READER_MODULES, file=raw) if store is not None else ""
     if store is not None and (kept := _thaw(store.get(key), path)) is not None:
         return kept, []
     try:
@@ -107,12 +106,6 @@ def read_record(path: Path, store: Store | None = None) -> tuple[Entry | None, l
     if store is not None:
         store.put(key, _freeze(entry))
     return entry, problems
-
-
-@functools.cache
-def _reader_code() -> bytes:
-    folder = Path(__file__).parent
-    return b"".join((folder / name).read_bytes() for name in READER_MODULES)
 
 
 def _freeze(entry: Entry) -> bytes:

@@ -1,4 +1,4 @@
-"""Dossiers: one record through context, layout and engine into one-page PDF bytes."""
+"""Dossiers: one record through context, layout and engine, typeset once into a one-page PDF."""
 
 from __future__ import annotations
 
@@ -8,16 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .context import Links, dossier_context
-from .layouts import Layout
+from .context import dossier_context, single_link
+from .layouts import DOSSIER_TEMPLATE, Layout
 from .model import Record
+from .slots import FOLIO, Typeset, cut_slots, open_slots, stamped
 
 
 @dataclass(frozen=True)
 class RenderedDossier:
-    pdf: bytes
+    typeset: Typeset
     scale: float
     passes: int
+
+    @property
+    def pdf(self) -> bytes:
+        """The dossier printed alone."""
+        return self.typeset.single
 
 
 @functools.cache
@@ -38,10 +44,9 @@ def render_dossier(
     *,
     variant: str | None = None,
     source: Path | None = None,
-    links: Links | None = None,
 ) -> bytes:
     """One record as a one-page PDF; raises InvalidInput when it cannot fit one page."""
-    return render_dossier_report(record, config, variant=variant, source=source, links=links).pdf
+    return render_dossier_report(record, config, variant=variant, source=source).pdf
 
 
 def render_dossier_report(
@@ -50,16 +55,16 @@ def render_dossier_report(
     *,
     variant: str | None = None,
     source: Path | None = None,
-    links: Links | None = None,
 ) -> RenderedDossier:
-    """Like render_dossier, and tells the type scale and the number of layout passes."""
+    """The dossier typeset once (its page with open slots, and its copy printed alone), the
+    type scale and the number of layout passes."""
     from .engine import attachment
 
     config = config or Config()
     engine = engine_for(Layout.find(config.layout))
 
     def html_at(scale: float) -> str:
-        return dossier_html(record, config, scale=scale, links=links, layout=engine.layout)
+        return dossier_html(record, config, scale=scale, layout=engine.layout)
 
     fitted = engine.fit(html_at, name=record.slug, size=text_size(record), variant=variant)
     attachments = []
@@ -68,8 +73,16 @@ def render_dossier_report(
         attachments.append(
             attachment(source.name, source.read_bytes(), when, "The source record (YAML)")
         )
-    pdf = engine.write(fitted, variant=variant, attachments=attachments)
-    return RenderedDossier(pdf, fitted.scale, fitted.passes)
+    written = engine.write(fitted, variant=variant, attachments=attachments)
+    where = engine.layout.shown_path(DOSSIER_TEMPLATE)
+    pdf, slots = cut_slots(written, open_slots(fitted.document), where)
+    single = stamped(pdf, slots, printed_alone, links=lambda uri: single_link(uri, config))
+    return RenderedDossier(Typeset(pdf, slots, single), fitted.scale, fitted.passes)
+
+
+def printed_alone(slot: str) -> dict[str, int] | None:
+    """A dossier printed alone is page 1 of 1, and no other specimen has a page."""
+    return {"page": 1, "total": 1} if slot == FOLIO else None
 
 
 def dossier_html(
@@ -77,11 +90,10 @@ def dossier_html(
     config: Config,
     *,
     scale: float = 1.0,
-    links: Links | None = None,
     layout: Layout | None = None,
 ) -> str:
     """The dossier's HTML at one type scale, before WeasyPrint lays it out."""
-    context = dossier_context(record, config, scale=scale, links=links)
+    context = dossier_context(record, config, scale=scale)
     return (layout or Layout.find(config.layout)).render_html(context)
 
 

@@ -9,10 +9,10 @@ import pypdfium2
 import pytest
 
 from renderer.build import Builder
-from renderer.compendium import build_compendium, plan_pages
+from renderer.compendium import build_compendium
 from renderer.config import Config
+from renderer.matter import plan_pages
 from renderer.records import load_catalog
-from renderer.render import render_dossier
 from tests import pdfs
 from tests.conftest import RECORDS, SEED_SLUG, no_weasyprint_warnings, small_catalog
 
@@ -68,7 +68,7 @@ def test_running_page_numbers_in_every_dossier_footer(built):
     texts = page_texts(pdf)
     for slug, page in dossier_page_of(texts).items():
         assert (
-            f"Case {catalog[slug].record.case_number} · {page - FRONT} / {report.pages - FRONT}"
+            f"{page - FRONT} / {report.pages - FRONT} · Case {catalog[slug].record.case_number}"
             in texts[page - 1]
         )
     assert "Compendium · Contents" in texts[1] and "Compendium · Index of aliases" in texts[-1]
@@ -252,28 +252,35 @@ def test_worker_processes_and_dask_give_the_same_file(tmp_path):
     assert (tmp_path / "dask.pdf").read_bytes() == reference.read_bytes()
 
 
-def test_variable_font_weights_print_in_the_binding_as_they_do_alone(tmp_path):
-    """The memo layout sets its variable fonts (Oswald, Archivo Narrow) at several weights, which
-    are shared between pages like any face: a bound dossier is the same to the pixel as the same
-    dossier (with the same page numbers) printed alone."""
-    from PIL import ImageChops
+@pytest.mark.parametrize("layout", ["classified", "memo"])
+def test_a_bound_page_is_the_page_printed_alone_to_the_pixel_outside_its_slots(tmp_path, layout):
+    """One layout serves both: only the stamped slots differ. The memo layout also sets its
+    variable fonts (Oswald, Archivo Narrow) at several weights, shared between pages like any
+    face."""
+    from PIL import ImageChops, ImageDraw
 
-    from renderer.compendium import dossier_links
+    from renderer.render import render_dossier_report
 
-    config = Config(layout="memo")
+    config = Config(layout=layout)
     catalog = load_catalog(small_catalog(tmp_path))
-    build_compendium(catalog, config, tmp_path / "memo.pdf", Builder(tmp_path / "cache", workers=1))
+    build_compendium(catalog, config, tmp_path / "c.pdf", Builder(tmp_path / "cache", workers=1))
     seed = catalog[SEED_SLUG].record
-    bound = (tmp_path / "memo.pdf").read_bytes()
-    footer = f"File {seed.case_number}"
-    (number,) = [n for n, text in enumerate(page_texts(bound)) if footer in text]
-    links = dossier_links(seed, plan_pages([entry.slug for entry in catalog], duplex=False))
+    bound = (tmp_path / "c.pdf").read_bytes()
+    (number,) = [n for n, text in enumerate(page_texts(bound)) if seed.case_number in text]
+    rendered = render_dossier_report(seed, config)
+    scale = 100 / 72
 
     def page_image(pdf: bytes, index: int):
-        return pypdfium2.PdfDocument(pdf)[index].render(scale=100 / 72, grayscale=True).to_pil()
+        image = pypdfium2.PdfDocument(pdf)[index].render(scale=scale, grayscale=True).to_pil()
+        draw = ImageDraw.Draw(image)
+        for slot in rendered.typeset.slots:  # masked: what differs is only there
+            draw.rectangle([value * scale for value in slot.box], fill=0)
+        return image
 
-    alone = page_image(render_dossier(seed, config, links=links), 0)
-    assert ImageChops.difference(page_image(bound, number), alone).getbbox() is None
+    alone, bound_page = page_image(rendered.pdf, 0), page_image(bound, number)
+    assert ImageChops.difference(bound_page, alone).getbbox() is None
+    unmasked = pypdfium2.PdfDocument(bound)[number].render(scale=scale, grayscale=True).to_pil()
+    assert ImageChops.difference(unmasked, bound_page).getbbox() is not None  # stamps differ
     with pikepdf.open(io.BytesIO(bound)) as document:  # and each instance is embedded once
         fonts = [font for page in document.pages for font in page.Resources.Font.values()]
         programs = {font.DescendantFonts[0].FontDescriptor.FontFile2.objgen for font in fonts}

@@ -1,0 +1,310 @@
+"""Slots: numbers a laid-out page leaves open, stamped in later without laying the page out again.
+
+A layout marks a slot with `{{ slot(name, format, align) }}` (see layouts/README.md): the
+page's number and the total (`folio`), or the page of a related specimen (`page:<slug>`). The
+slot is laid out holding a placeholder: the format's own characters and every digit, in the
+slot's font. That reserves the slot's width, and puts every glyph a stamp can need into the
+embedded font subset. Once the page is written, the placeholder's text-showing operator is cut
+out of the content stream into a stream of its own; stamping replaces only that small stream,
+with the same font, size and position, so the rest of the page stays byte for byte the same
+whether it is printed alone ("1 / 1") or bound into a compendium ("12 / 240").
+"""
+
+from __future__ import annotations
+
+import io
+import marshal
+import re
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
+from html import unescape
+
+from markupsafe import Markup, escape
+
+from .problems import InvalidInput, Problem
+
+SLOT_ATTRIBUTE = "data-slot"
+FIELDS = re.compile(r"\{(page|total)\}")
+DIGITS = "0123456789"
+ALIGNS = ("left", "right", "center")
+FOLIO = "folio"  # the page's own number and the total
+PAGE_OF = "page:"  # + a slug: the page of a specimen
+TYPESET_FORMAT = 1
+PT_PER_PX = 0.75  # WeasyPrint draws in CSS px, scaled to points
+POSITION_TOLERANCE = 0.01  # CSS px: the content stream writes positions with 6 decimals
+
+Values = dict[str, int] | None  # {"page": 12, "total": 240}; None leaves the slot empty
+
+
+def slot_markup(name: str, format: str = "{page}", align: str = "left") -> Markup:
+    """The element a template writes for a slot (the `slot()` of every layout's templates)."""
+    if align not in ALIGNS:
+        raise ValueError(f"slot align must be one of {', '.join(ALIGNS)}, not {align!r}")
+    if not FIELDS.search(format) or "{" in FIELDS.sub("", format):
+        raise ValueError(f"slot format {format!r} must hold {{page}} or {{total}}, and no other {{")
+    return Markup(
+        '<span {}="{}" data-format="{}" data-align="{}" style="white-space: pre">{}</span>'
+    ).format(SLOT_ATTRIBUTE, name, format, align, placeholder(format))
+
+
+def slot_text(format: str, values: Values) -> str:
+    """What a slot prints: its format filled in, or nothing."""
+    if values is None:
+        return ""
+    return FIELDS.sub(lambda match: str(values[match[1]]), format)
+
+
+def placeholder(format: str) -> str:
+    """The format's own characters and every digit: as wide as any number up to 9999 (two
+    fields of four digits), with every glyph a stamp needs."""
+    return FIELDS.sub("", format) + DIGITS
+
+
+SLOT_ELEMENT = re.compile(
+    rf'(<span {SLOT_ATTRIBUTE}="([^"]*)" data-format="([^"]*)" data-align="[^"]*"'
+    r' style="white-space: pre">)[^<]*(</span>)'
+)
+
+
+def filled_html(html: str, values: Callable[[str], Values]) -> str:
+    """The layout's HTML with each slot holding its text instead of its placeholder: for
+    showing a page as HTML (the preview), where no PDF is stamped."""
+
+    def fill(match: re.Match) -> str:
+        text = slot_text(unescape(match[3]), values(unescape(match[2])))
+        return match[1] + str(escape(text)) + match[4]
+
+    return SLOT_ELEMENT.sub(fill, html)
+
+
+@dataclass(frozen=True)
+class OpenSlot:
+    """A slot where the layout put it: its text starts at (x, y), in CSS px on the page."""
+
+    name: str
+    format: str
+    align: str
+    x: float
+    y: float
+
+
+def open_slots(document) -> list[OpenSlot]:
+    """The slots of a laid-out one-page WeasyPrint document, from its box tree."""
+    found, seen = [], set()
+
+    def walk(box):
+        element = getattr(box, "element", None)
+        if (
+            type(box).__name__ == "TextBox"
+            and element is not None
+            and element.get(SLOT_ATTRIBUTE)
+            and id(element) not in seen
+        ):
+            seen.add(id(element))
+            found.append(
+                OpenSlot(
+                    element.get(SLOT_ATTRIBUTE),
+                    element.get("data-format", "{page}"),
+                    element.get("data-align", "left"),
+                    box.position_x,
+                    box.position_y + box.baseline,
+                )
+            )
+        for child in getattr(box, "children", ()):
+            walk(child)
+
+    walk(document.pages[0]._page_box)
+    return found
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A slot cut out of a written page: the index of its stream in the page's /Contents, the
+    placeholder's advance (thousandths of the font size), the glyph and width of each
+    character a stamp may print, and the box it prints in (points from the page's top left:
+    left, top, right, bottom; from the font size, so a little larger than the glyphs)."""
+
+    name: str
+    format: str
+    align: str
+    index: int
+    advance: float
+    glyphs: dict[str, tuple[int, float]]
+    box: tuple[float, float, float, float]
+
+    def text(self, values: Values) -> str:
+        return slot_text(self.format, values)
+
+    def stamp(self, values: Values) -> bytes:
+        """The text-showing operator that prints the slot's text, taking the placeholder's
+        advance (so nothing after it moves)."""
+        text = self.text(values)
+        glyphs = [self.glyphs[character] for character in text]
+        pad = self.advance - sum(width for _, width in glyphs)
+        if pad < -0.5:
+            raise ValueError(f"{text!r} is wider than the slot {self.name!r}")
+        before = {"left": 0.0, "right": pad, "center": pad / 2}[self.align]
+        shown = b"".join(b"%04x" % gid for gid, _ in glyphs)
+        return b"[%s <%s> %s] TJ\n" % (_number(-before), shown, _number(before - pad))
+
+
+def _number(value: float) -> bytes:
+    return (f"{value:.3f}".rstrip("0").rstrip(".") or "0").encode()
+
+
+@dataclass(frozen=True)
+class Typeset:
+    """A dossier laid out once: its PDF with the slots cut out (showing their placeholders),
+    the slots, and the copy printed alone."""
+
+    pdf: bytes
+    slots: tuple[Slot, ...]
+    single: bytes
+
+    def dumps(self) -> bytes:
+        slots = [astuple(slot) for slot in self.slots]
+        return marshal.dumps((TYPESET_FORMAT, self.pdf, slots, self.single))
+
+    @classmethod
+    def loads(cls, data: bytes) -> Typeset | None:
+        try:
+            version, pdf, slots, single = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return None
+        if version != TYPESET_FORMAT:
+            return None
+        return cls(pdf, tuple(Slot(*slot) for slot in slots), single)
+
+
+def cut_slots(pdf: bytes, opened: list[OpenSlot], where: str) -> tuple[bytes, tuple[Slot, ...]]:
+    """The page's content split around each slot's placeholder: (the PDF, its slots).
+
+    `where` names the layout in the problem raised when a slot is not printed as one run of
+    text in one font (it would otherwise print its placeholder).
+    """
+    import pikepdf  # only workers that render need it
+
+    if not opened:
+        return pdf, ()
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        page = document.pages[0]
+        operations = pikepdf.parse_content_stream(page)
+        cuts = _find_placeholders(operations, opened)
+        missing = [slot.name for slot in opened if slot.name not in {s.name for s, _, _ in cuts}]
+        if missing:
+            message = (
+                f"slot {missing[0]!r} is not printed as one run of text (see layouts/README.md)"
+            )
+            raise InvalidInput([Problem(where, None, "layout", message)])
+        streams, slots, start = [], [], 0
+        for opened_slot, at, font in cuts:
+            streams.append(pikepdf.unparse_content_stream(operations[start:at]))
+            slot = _slot(opened_slot, len(streams), operations[at], page.Resources.Font, *font)
+            slots.append(slot)
+            streams.append(pikepdf.unparse_content_stream([operations[at]]))
+            start = at + 1
+        streams.append(pikepdf.unparse_content_stream(operations[start:]))
+        page.Contents = pikepdf.Array([document.make_stream(data) for data in streams])
+        return _saved(document), tuple(slots)
+
+
+def _find_placeholders(operations, opened: list[OpenSlot]) -> list[tuple[OpenSlot, int, tuple]]:
+    """(slot, index of its text-showing operator, (font resource name, size)), in content
+    order: the first text shown after a text matrix that puts it where the slot's text starts."""
+    cuts, font, position = [], None, None
+    for index, (operands, operator) in enumerate(operations):
+        name = str(operator)
+        if name == "Tf":
+            font = (str(operands[0]), float(operands[1]))
+        elif name == "Tm":
+            position = (float(operands[4]), float(operands[5]))
+        elif name in ("TJ", "Tj") and position is not None:
+            for slot in opened:
+                if (
+                    abs(slot.x - position[0]) < POSITION_TOLERANCE
+                    and abs(slot.y - position[1]) < POSITION_TOLERANCE
+                ):
+                    cuts.append((slot, index, font))
+                    break
+            position = None
+    return cuts
+
+
+def _slot(opened: OpenSlot, index: int, operation, fonts, font_name: str, size: float) -> Slot:
+    """The slot's glyphs (from the font's ToUnicode map, which holds every placeholder
+    character) and the placeholder's advance."""
+    import pikepdf
+
+    from .fontmerge import read_to_unicode, read_widths
+
+    font = fonts[font_name]
+    widths = read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array()))
+    texts = read_to_unicode(font.ToUnicode.read_bytes()) or {}
+    by_character = {}
+    for gid, hex_text in texts.items():
+        character = bytes.fromhex(hex_text.decode()).decode("utf-16-be", "replace")
+        if len(character) == 1 and gid in widths:
+            by_character.setdefault(character, (gid, widths[gid]))
+    needed = set(FIELDS.sub("", opened.format) + DIGITS)
+    glyphs = {c: by_character[c] for c in sorted(needed) if c in by_character}
+    advance = 0.0
+    operands, operator = operation
+    shown = operands[0] if str(operator) == "TJ" else [operands[0]]
+    for item in shown:
+        if isinstance(item, pikepdf.String):
+            data = bytes(item)
+            advance += sum(
+                widths.get(int.from_bytes(data[i : i + 2], "big"), 0)
+                for i in range(0, len(data), 2)
+            )
+        else:
+            advance -= float(item)
+    right = opened.x + advance / 1000 * size
+    box = tuple(
+        round(value * PT_PER_PX, 2)
+        for value in (opened.x, opened.y - size, right, opened.y + 0.3 * size)
+    )
+    return Slot(opened.name, opened.format, opened.align, index, advance, glyphs, box)
+
+
+def stamped(
+    pdf: bytes,
+    slots: tuple[Slot, ...],
+    values: Callable[[str], Values],
+    links: Callable[[str], str] | None = None,
+) -> bytes:
+    """The page with every slot stamped, in one content stream again; `links` (URI -> URI)
+    rewrites the page's link targets."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        page = document.pages[0]
+        parts = [stream.read_bytes() for stream in page.Contents]
+        for slot in slots:
+            parts[slot.index] = slot.stamp(values(slot.name))
+        page.Contents = document.make_stream(b"\n".join(parts))
+        if links is not None:
+            _rewrite_links(page, links)
+        return _saved(document)
+
+
+def _rewrite_links(page, links: Callable[[str], str]) -> None:
+    import pikepdf
+
+    for annotation in page.get("/Annots", pikepdf.Array()):
+        action = annotation.get("/A")
+        if action is not None and action.get("/S") == "/URI":
+            action.URI = pikepdf.String(links(str(action.URI)))
+
+
+def _saved(document) -> bytes:
+    import pikepdf
+
+    buffer = io.BytesIO()
+    document.save(
+        buffer,
+        deterministic_id=True,
+        object_stream_mode=pikepdf.ObjectStreamMode.generate,
+        compress_streams=True,
+    )
+    return buffer.getvalue()
