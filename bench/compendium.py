@@ -1,11 +1,15 @@
 """Benchmark: compendium builds against one single-document WeasyPrint render, side by side.
 
 Usage: .venv/bin/python bench/compendium.py [--sizes 200 1000] [--jobs 2] [--skip-reference]
+                                            [--skip-build]
 
 Generates synthetic catalogs (the committed records as templates, realistic lengths, related links
-inside the catalog), then reports for each size: cold build time, rebuild time after editing one
-record, peak memory of the whole process tree, file size per page; and for the smallest size the
-same figures for one WeasyPrint document holding every dossier, with the ratios.
+inside the catalog), then reports for each size: cold build time, peak memory of the whole
+process tree, file size per page; then each change to the catalog (add a record first in order,
+rename one, remove one, edit one record's text) with the dossiers it rendered and its
+time as a share of the cold build. For the smallest size: the same figures for one WeasyPrint
+document holding every dossier, with the ratios, and cold `dossier build` against cold
+`dossier render --all` (interleaved rounds, fresh caches).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import json
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,20 +84,39 @@ class PeakMemory:
             time.sleep(0.05)
 
 
-def timed_build(catalog_dir: Path, cache: Path, out: Path, jobs: int) -> dict:
-    """`dossier compendium` in a fresh process, its whole process tree watched for memory."""
-    command = [
-        *(sys.executable, "-m", "renderer", "compendium", "--records", str(catalog_dir)),
-        *("--cache", str(cache), "--out", str(out), "--jobs", str(jobs), "--quiet"),
-    ]
+def timed_command(command: list[str]) -> tuple[float, float, str]:
+    """(seconds, peak MB of the process tree, stdout) of a command in a fresh process."""
     with PeakMemory() as memory:
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - start
-    pages, rendered = re.search(r"\((\d+) pages, (\d+) dossier", done.stdout).groups()
+    return seconds, memory.peak, done.stdout
+
+
+def dossier(*args: object) -> list[str]:
+    return [sys.executable, "-m", "renderer", *map(str, args)]
+
+
+def timed_build(catalog_dir: Path, cache: Path, out: Path, jobs: int) -> dict:
+    """`dossier compendium` in a fresh process, its whole process tree watched for memory."""
+    seconds, peak, stdout = timed_command(
+        dossier(
+            "compendium",
+            "--records",
+            catalog_dir,
+            "--cache",
+            cache,
+            "--out",
+            out,
+            "--jobs",
+            jobs,
+            "--quiet",
+        )
+    )
+    pages, rendered = re.search(r"\((\d+) pages, (\d+) dossier", stdout).groups()
     return {
         "seconds": seconds,
-        "peak_mb": memory.peak,
+        "peak_mb": peak,
         "pages": int(pages),
         "bytes_per_page": out.stat().st_size / int(pages),
         "rendered": int(rendered),
@@ -144,11 +168,83 @@ def _pages(pdf: bytes) -> int:
         return len(document.pages)
 
 
+def _middle(catalog_dir: Path) -> Path:
+    paths = sorted(catalog_dir.glob("*.yaml"))
+    return paths[len(paths) // 2]
+
+
 def edit_one(catalog_dir: Path) -> None:
-    path = sorted(catalog_dir.glob("*.yaml"))[len(list(catalog_dir.glob("*.yaml"))) // 2]
+    path = _middle(catalog_dir)
     text = path.read_text(encoding="utf-8")
     path.write_text(
         text.replace("  diagnosis: ", "  diagnosis: Re-examined. ", 1), encoding="utf-8"
+    )
+
+
+def add_first(catalog_dir: Path) -> None:
+    """A new record that sorts first: every page number after it changes."""
+    source = _middle(catalog_dir)
+    text = source.read_text(encoding="utf-8")
+    title = re.search(r"^title: (.*)$", text, re.MULTILINE)[1]
+    (catalog_dir / "aardvark-alignment-architect.yaml").write_text(
+        text.replace(f"title: {title}", "title: Aardvark Alignment Architect", 1),
+        encoding="utf-8",
+    )
+
+
+def rename_one(catalog_dir: Path) -> None:
+    """A record's title (and so its slug and file) changes."""
+    source = _middle(catalog_dir)
+    text = source.read_text(encoding="utf-8")
+    title = re.search(r"^title: (.*)$", text, re.MULTILINE)[1]
+    (catalog_dir / "renamed-specimen.yaml").write_text(
+        text.replace(f"title: {title}", "title: Renamed Specimen", 1), encoding="utf-8"
+    )
+    source.unlink()
+
+
+def remove_one(catalog_dir: Path) -> None:
+    _middle(catalog_dir).unlink()
+
+
+CHANGES = [
+    ("adding a record first in order", add_first),
+    ("renaming a record", rename_one),
+    ("removing a record", remove_one),
+    ("editing one record's text", edit_one),
+]
+
+
+def build_against_render_all(records: Path, root: Path, jobs: int, rounds: int = 2) -> None:
+    """Cold `dossier build` (every dossier and the compendium) against cold `render --all`,
+    interleaved, each round with fresh caches."""
+    times = {"build": [], "render --all": []}
+    for round_ in range(rounds):
+        for name in times:
+            out = root / f"{name.split()[0]}-{round_}"
+            command = "build" if name == "build" else "render"
+            extra = ["--all"] if name != "build" else []
+            seconds, _, _ = timed_command(
+                dossier(
+                    command,
+                    *extra,
+                    "--records",
+                    records,
+                    "--cache",
+                    out / "cache",
+                    "--out",
+                    out,
+                    "--jobs",
+                    jobs,
+                    "--quiet",
+                )
+            )
+            times[name].append(seconds)
+    build, render_all = (statistics.median(times[name]) for name in times)
+    print(
+        f"cold build {build:.1f} s against cold render --all {render_all:.1f} s"
+        f" (medians of {rounds}, interleaved): {build / render_all:.2f}",
+        flush=True,
     )
 
 
@@ -164,6 +260,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--single-document", nargs=2, metavar=("RECORDS", "OUT"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
@@ -178,14 +275,17 @@ def main() -> None:
             cache = root / f"cache-{size}"
             cold = timed_build(records, cache, root / f"c{size}.pdf", args.jobs)
             print(f"N={size} cold build: {describe(cold)}", flush=True)
-            edit_one(records)
-            warm = timed_build(records, cache, root / f"w{size}.pdf", args.jobs)
-            share = warm["seconds"] / cold["seconds"]
-            print(
-                f"N={size} rebuild after editing one record ({warm['rendered']} rendered):"
-                f" {describe(warm)}; {share:.1%} of the cold build",
-                flush=True,
-            )
+            for what, change in CHANGES:
+                change(records)
+                warm = timed_build(records, cache, root / f"w{size}.pdf", args.jobs)
+                share = warm["seconds"] / cold["seconds"]
+                print(
+                    f"N={size} rebuild after {what} ({warm['rendered']} rendered):"
+                    f" {describe(warm)}; {share:.1%} of the cold build",
+                    flush=True,
+                )
+            if size == min(args.sizes) and not args.skip_build:
+                build_against_render_all(records, root / f"builds-{size}", args.jobs)
             if size == min(args.sizes) and not args.skip_reference:
                 ref = single_document(records, root / f"single{size}.pdf")
                 print(f"N={size} one WeasyPrint document: {describe(ref)}")

@@ -161,6 +161,7 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     front = parts.counts["front"] + front_pad
     total = front + plan.total
     layout = Layout.find(matter.config.layout)
+
     def web(uri: str) -> str | None:  # a related specimen that is not bound: its web address
         return single_link(uri, matter.config) if uri.startswith(INTERNAL_SCHEME) else None
 

@@ -266,7 +266,8 @@ def test_a_bound_page_is_the_page_printed_alone_to_the_pixel_outside_its_slots(t
     build_compendium(catalog, config, tmp_path / "c.pdf", Builder(tmp_path / "cache", workers=1))
     seed = catalog[SEED_SLUG].record
     bound = (tmp_path / "c.pdf").read_bytes()
-    (number,) = [n for n, text in enumerate(page_texts(bound)) if seed.case_number in text]
+    footer = re.compile(rf"· (Case|File) {re.escape(seed.case_number)}")
+    (number,) = [n for n, text in enumerate(page_texts(bound)) if footer.search(text)]
     rendered = render_dossier_report(seed, config)
     scale = 100 / 72
 
@@ -347,3 +348,75 @@ def test_the_contents_name_the_records_left_out(layout):
     with pikepdf.open(io.BytesIO(pdf)) as document:
         uris = {str(a.A.URI) for a in document.pages[0].Annots if "/A" in a}
     assert uris == {f"specimen:{entry.slug}" for entry in entries} | {"matter:index"}
+
+
+def _footers(pdf: bytes) -> dict[str, str]:
+    """Slug -> the stamped "N / total" of its footer, as extracted text."""
+    texts = page_texts(pdf)
+    return {
+        slug: re.search(r"(\d+ / \d+) · Case", texts[page - 1])[1]
+        for slug, page in dossier_page_of(texts).items()
+    }
+
+
+def _expected_footers(pdf: bytes) -> dict[str, str]:
+    texts = page_texts(pdf)
+    pages = dossier_page_of(texts)
+    front, total = min(pages.values()) - 1, len(texts) - min(pages.values()) + 1
+    return {slug: f"{page - front} / {total}" for slug, page in pages.items()}
+
+
+def _retitled(path, title: str, slug: str | None = None) -> str:
+    text = path.read_text(encoding="utf-8")
+    old = re.search(r"^title: (.*)$", text, re.MULTILINE)[1]
+    text = text.replace(f"title: {old}", f"title: {title}", 1)
+    return f"slug: {slug}\n{text}" if slug else text
+
+
+CHANGES = {  # a change to the catalog, and how many dossiers it must render
+    "add a record first in order": (
+        lambda records: (records / "aardvark-alignment-architect.yaml").write_text(
+            _retitled(records / "sdet.yaml", "Aardvark Alignment Architect"), encoding="utf-8"
+        ),
+        1,
+    ),
+    "rename a record": (
+        lambda records: (
+            (records / "renamed-specimen.yaml").write_text(
+                _retitled(records / "enterprise-architect.yaml", "Renamed Specimen"), "utf-8"
+            ),
+            (records / "enterprise-architect.yaml").unlink(),
+        ),
+        1,
+    ),
+    "remove a record": (lambda records: (records / "sdet.yaml").unlink(), 0),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_catalog_change_renders_only_new_or_changed_dossiers_and_restamps_every_page(
+    tmp_path, change
+):
+    """Page numbers are stamped at binding: a change that moves every page renders only the
+    dossiers whose own content is new, and every footer and cross-reference is right again."""
+    records = small_catalog(tmp_path)
+    shutil.copy(RECORDS / "sdet.yaml", records)
+    builder = Builder(tmp_path / "cache", workers=1)
+    first = build_compendium(load_catalog(records), CONFIG, tmp_path / "a.pdf", builder)
+    assert first.rendered == len(list(records.glob("*.yaml")))
+    apply, renders = CHANGES[change]
+    apply(records)
+    catalog = load_catalog(records)
+    again = build_compendium(catalog, CONFIG, tmp_path / "b.pdf", builder)
+    assert again.rendered == renders
+    pdf = (tmp_path / "b.pdf").read_bytes()
+    assert _footers(pdf) == _expected_footers(pdf)
+    texts = page_texts(pdf)
+    pages = dossier_page_of(texts)
+    assert set(pages) == set(catalog.entries)
+    for entry in catalog:  # each cross-reference names the page its target is on now
+        text = texts[pages[entry.slug] - 1]
+        shown = sorted(int(page) for page in re.findall(r"→ p\. (\d+)", text))
+        front = min(pages.values()) - 1
+        bound = [r.target for r in entry.record.related if r.target in pages]
+        assert shown == sorted(pages[target] - front for target in bound), entry.slug
