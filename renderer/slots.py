@@ -279,10 +279,11 @@ def stamped(
 
     with pikepdf.open(io.BytesIO(pdf)) as document:
         page = document.pages[0]
-        parts = [stream.read_bytes() for stream in page.Contents]
-        for slot in slots:
-            parts[slot.index] = slot.stamp(values(slot.name))
-        page.Contents = document.make_stream(b"\n".join(parts))
+        if slots:  # a layout without slots keeps its one content stream
+            parts = [stream.read_bytes() for stream in page.Contents]
+            for slot in slots:
+                parts[slot.index] = slot.stamp(values(slot.name))
+            page.Contents = document.make_stream(b"\n".join(parts))
         if links is not None:
             _rewrite_links(page, links)
         return _saved(document)
