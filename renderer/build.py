@@ -174,7 +174,7 @@ class Pending:
     def finish(self) -> Run:
         owners = {future: key for key, future in self.futures.items()}
         self.futures.clear()
-        for future in self.session.workers.completed(owners):
+        for future in self.session.workers.completed(list(owners)):
             # popped, so that each result is freed once cached: memory stays flat however many
             key = owners.pop(future)
             self._store(key, *self._outcome(key, future))

@@ -132,13 +132,10 @@ class Slot:
     glyphs: dict[str, tuple[int, float]]
     box: tuple[float, float, float, float]
 
-    def text(self, values: Values) -> str:
-        return slot_text(self.format, values)
-
     def stamp(self, values: Values) -> bytes:
         """The text-showing operator that prints the slot's text, taking the placeholder's
         advance (so nothing after it moves)."""
-        text = self.text(values)
+        text = slot_text(self.format, values)
         glyphs = [self.glyphs[character] for character in text]
         pad = self.advance - sum(width for _, width in glyphs)
         if pad < -0.5:
@@ -192,20 +189,26 @@ def cut_slots(pdf: bytes, opened: list[OpenSlot], where: str) -> tuple[bytes, tu
         cuts = _find_placeholders(operations, opened)
         missing = [slot.name for slot in opened if slot.name not in {s.name for s, _, _ in cuts}]
         if missing:
-            message = (
-                f"slot {missing[0]!r} is not printed as one run of text (see layouts/README.md)"
-            )
-            raise InvalidInput([Problem(where, None, "layout", message)])
+            raise _not_one_run(missing[0], where)
         streams, slots, start = [], [], 0
         for opened_slot, at, font in cuts:
             streams.append(pikepdf.unparse_content_stream(operations[start:at]))
             slot = _slot(opened_slot, len(streams), operations[at], page.Resources.Font, *font)
+            if not set(placeholder(slot.format)) <= set(slot.glyphs):  # partly in another font
+                raise _not_one_run(slot.name, where)
             slots.append(slot)
             streams.append(pikepdf.unparse_content_stream([operations[at]]))
             start = at + 1
         streams.append(pikepdf.unparse_content_stream(operations[start:]))
         page.Contents = pikepdf.Array([document.make_stream(data) for data in streams])
         return _saved(document), tuple(slots)
+
+
+def _not_one_run(name: str, where: str) -> InvalidInput:
+    """A slot whose placeholder is not one run of text in one font cannot be stamped (its
+    placeholder would print): a fault of the layout."""
+    message = f"slot {name!r} is not printed as one run of text in one font"
+    return InvalidInput([Problem(where, None, "layout", f"{message} (see layouts/README.md)")])
 
 
 def _find_placeholders(operations, opened: list[OpenSlot]) -> list[tuple[OpenSlot, int, tuple]]:

@@ -62,8 +62,7 @@ class Workers:
 
     def completed(self, futures: Iterable) -> Iterator:
         """The futures as they complete (deferred calls in order)."""
-        futures = list(futures)
-        if self._executor is None or all(isinstance(f, _Deferred) for f in futures):
+        if self._executor is None:  # deferred calls, made one by one
             return iter(futures)
         if self.scheduler:
             from dask.distributed import as_completed as dask_completed

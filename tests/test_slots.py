@@ -37,3 +37,31 @@ def test_slot_markup_reserves_the_format_and_every_digit_and_escapes():
     assert "&amp;" in html
     filled = filled_html(html, lambda name: {"page": 1, "total": 1} if name == FOLIO else None)
     assert ">1 &amp; 1</span>" in filled
+
+
+def test_a_slot_printed_partly_in_another_font_is_a_fault_of_the_layout(tmp_path):
+    """Its placeholder could not be stamped over and would print: one located line, no render."""
+    import shutil
+
+    from renderer.config import Config
+    from renderer.layouts import LAYOUTS_DIR
+    from renderer.problems import InvalidInput
+    from renderer.records import load_catalog
+    from renderer.render import render_dossier_report
+    from tests.conftest import RECORDS, SEED_SLUG
+
+    layout = tmp_path / "stars"
+    shutil.copytree(LAYOUTS_DIR / "classified", layout)
+    template = layout / "dossier.html.j2"
+    template.write_text(
+        template.read_text(encoding="utf-8").replace('"→ p. {page}"', '"★☃ p. {page}"'),
+        encoding="utf-8",
+    )
+    record = load_catalog(RECORDS)[SEED_SLUG].record
+    with pytest.raises(InvalidInput) as raised:
+        render_dossier_report(record, Config(layout=str(layout)))
+    (problem,) = raised.value.problems
+    assert str(problem).startswith(f"{template}: layout: slot 'page:")
+    assert str(problem).endswith(
+        "is not printed as one run of text in one font (see layouts/README.md)"
+    )
