@@ -337,22 +337,16 @@ def test_an_infinite_timeout_is_refused_in_words(tmp_path):
     assert stderr == f"{config}:2: mail.smtp.timeout: input should be a finite number (got inf)\n"
 
 
-def test_a_password_file_that_is_not_utf8_is_named(tmp_path):
-    password = tmp_path / "password"
-    password.write_bytes(b"p\xe4sswort\n")
-    stderr = refused_early(["--to", "ann@example.org", "--from", "desk@example.org",
-                            "--smtp", "mail.example.org:587"],
-                           env={"DOSSIER_SMTP_USER": "ann",
-                                "DOSSIER_SMTP_PASSWORD_FILE": str(password)})  # fmt: skip
-    assert stderr == f"{password}: the password file is not UTF-8 text; save it as UTF-8\n"
-
-
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (os.mkfifo, "not a regular file (a FIFO); password files must be regular files"),
         (os.mkdir, "not a regular file (a folder); password files must be regular files"),
         (lambda path: path.write_text("\n"), "the password file is empty"),
+        (
+            lambda path: path.write_bytes(b"p\xe4sswort\n"),
+            "the password file is not UTF-8 text; save it as UTF-8",
+        ),
         (lambda path: None, "cannot read: no such file or directory"),
         (
             lambda path: path.symlink_to("/dev/zero"),
