@@ -12,6 +12,7 @@ whether it is printed alone ("1 / 1") or bound into a compendium ("12 / 240").
 
 from __future__ import annotations
 
+import bisect
 import io
 import marshal
 import re
@@ -31,7 +32,15 @@ FOLIO = "folio"  # the page's own number and the total
 PAGE_OF = "page:"  # + a slug: the page of a specimen
 TYPESET_FORMAT = 1
 PT_PER_PX = 0.75  # WeasyPrint draws in CSS px, scaled to points
-POSITION_TOLERANCE = 0.01  # CSS px: the content stream writes positions with 6 decimals
+POSITION_TOLERANCE = 0.01
+# How WeasyPrint writes a text box: its text matrix, perhaps its font, then its glyphs (2 bytes
+# each, in hex) with adjustments between them
+TEXT_MATRIX = re.compile(rb"^\S+ \S+ \S+ \S+ (\S+) (\S+) Tm\n", re.MULTILINE)
+SHOWN = re.compile(rb"(?:/\S+ \S+ Tf\n)?(\[[^\]]*\] TJ\n)")
+SHOWN_ITEMS = re.compile(rb"<([0-9a-fA-F]*)>|(-?[0-9.]+)")
+FONT = re.compile(
+    rb"^/(\S+) (\S+) Tf$", re.MULTILINE
+)  # CSS px: the content stream writes positions with 6 decimals
 
 Values = dict[str, int] | None  # {"page": 12, "total": 240}; None leaves the slot empty
 
@@ -185,21 +194,22 @@ def cut_slots(pdf: bytes, opened: list[OpenSlot], where: str) -> tuple[bytes, tu
         return pdf, ()
     with pikepdf.open(io.BytesIO(pdf)) as document:
         page = document.pages[0]
-        operations = pikepdf.parse_content_stream(page)
-        cuts = _find_placeholders(operations, opened)
+        content = page.Contents.read_bytes()
+        cuts = _find_placeholders(content, opened)
         missing = [slot.name for slot in opened if slot.name not in {s.name for s, _, _ in cuts}]
         if missing:
             raise _not_one_run(missing[0], where)
         streams, slots, start = [], [], 0
-        for opened_slot, at, font in cuts:
-            streams.append(pikepdf.unparse_content_stream(operations[start:at]))
-            slot = _slot(opened_slot, len(streams), operations[at], page.Resources.Font, *font)
+        for opened_slot, (begin, end), font in cuts:
+            streams.append(content[start:begin])
+            shown = content[begin:end]
+            slot = _slot(opened_slot, len(streams), shown, page.Resources.Font, *font)
             if not set(placeholder(slot.format)) <= set(slot.glyphs):  # partly in another font
                 raise _not_one_run(slot.name, where)
             slots.append(slot)
-            streams.append(pikepdf.unparse_content_stream([operations[at]]))
-            start = at + 1
-        streams.append(pikepdf.unparse_content_stream(operations[start:]))
+            streams.append(shown)
+            start = end
+        streams.append(content[start:])
         page.Contents = pikepdf.Array([document.make_stream(data) for data in streams])
         return _saved(document), tuple(slots)
 
@@ -211,36 +221,37 @@ def _not_one_run(name: str, where: str) -> InvalidInput:
     return InvalidInput([Problem(where, None, "layout", f"{message} (see layouts/README.md)")])
 
 
-def _find_placeholders(operations, opened: list[OpenSlot]) -> list[tuple[OpenSlot, int, tuple]]:
-    """(slot, index of its text-showing operator, (font resource name, size)), in content
-    order: the first text shown after a text matrix that puts it where the slot's text starts."""
-    cuts, font, position = [], None, None
-    for index, (operands, operator) in enumerate(operations):
-        name = str(operator)
-        if name == "Tf":
-            font = (str(operands[0]), float(operands[1]))
-        elif name == "Tm":
-            position = (float(operands[4]), float(operands[5]))
-        elif name in ("TJ", "Tj") and position is not None:
-            for slot in opened:
-                if (
-                    abs(slot.x - position[0]) < POSITION_TOLERANCE
-                    and abs(slot.y - position[1]) < POSITION_TOLERANCE
-                ):
-                    cuts.append((slot, index, font))
-                    break
-            position = None
+def _find_placeholders(
+    content: bytes, opened: list[OpenSlot]
+) -> list[tuple[OpenSlot, tuple, tuple]]:
+    """(slot, (start, end) of its text-showing operation, (font resource name, size)), in
+    content order: the text shown right after a text matrix that puts it where the slot's text
+    starts. The content is read as WeasyPrint writes it (one operation a line); a slot not
+    found this way is reported as not printed as one run."""
+    fonts = [(match.end(), match[1].decode(), float(match[2])) for match in FONT.finditer(content)]
+    ends = [end for end, _, _ in fonts]
+    cuts = []
+    for matrix in TEXT_MATRIX.finditer(content):
+        x, y = float(matrix[1]), float(matrix[2])
+        slot = next((s for s in opened if abs(s.x - x) < POSITION_TOLERANCE
+                     and abs(s.y - y) < POSITION_TOLERANCE), None)  # fmt: skip
+        shown = SHOWN.match(content, matrix.end()) if slot is not None else None
+        if shown is None:
+            continue
+        at = bisect.bisect_right(ends, shown.start(1))  # the last font set before it
+        if at:
+            cuts.append((slot, shown.span(1), fonts[at - 1][1:]))
     return cuts
 
 
-def _slot(opened: OpenSlot, index: int, operation, fonts, font_name: str, size: float) -> Slot:
+def _slot(opened: OpenSlot, index: int, shown: bytes, fonts, font_name: str, size: float) -> Slot:
     """The slot's glyphs (from the font's ToUnicode map, which holds every placeholder
     character) and the placeholder's advance."""
     import pikepdf
 
     from .fontmerge import read_to_unicode, read_widths
 
-    font = fonts[font_name]
+    font = fonts["/" + font_name]
     widths = read_widths(font.DescendantFonts[0].get("/W", pikepdf.Array()))
     texts = read_to_unicode(font.ToUnicode.read_bytes()) or {}
     by_character = {}
@@ -251,17 +262,11 @@ def _slot(opened: OpenSlot, index: int, operation, fonts, font_name: str, size: 
     needed = set(FIELDS.sub("", opened.format) + DIGITS)
     glyphs = {c: by_character[c] for c in sorted(needed) if c in by_character}
     advance = 0.0
-    operands, operator = operation
-    shown = operands[0] if str(operator) == "TJ" else [operands[0]]
-    for item in shown:
-        if isinstance(item, pikepdf.String):
-            data = bytes(item)
-            advance += sum(
-                widths.get(int.from_bytes(data[i : i + 2], "big"), 0)
-                for i in range(0, len(data), 2)
-            )
-        else:
-            advance -= float(item)
+    for glyph_ids, number in SHOWN_ITEMS.findall(shown):
+        if number:
+            advance -= float(number)
+        for i in range(0, len(glyph_ids), 4):
+            advance += widths.get(int(glyph_ids[i : i + 4], 16), 0)
     right = opened.x + advance / 1000 * size
     box = tuple(
         round(value * PT_PER_PX, 2)
