@@ -1,7 +1,7 @@
 """Benchmark: compendium builds against one single-document WeasyPrint render, side by side.
 
 Usage: .venv/bin/python bench/compendium.py [--sizes 200 1000] [--jobs 2] [--skip-reference]
-                                            [--skip-build]
+                                            [--skip-build] [--only-build | --only-dask]
 
 Generates synthetic catalogs (the committed records as templates, realistic lengths, related links
 inside the catalog), then reports for each size: cold build time, peak memory of the whole
@@ -239,6 +239,46 @@ def build_against_render_all(records: Path, root: Path, jobs: int, rounds: int =
     )
 
 
+def dask_against_pool(records: Path, root: Path, jobs: int, rounds: int = 2) -> None:
+    """Cold `dossier compendium` on a 2-worker Dask LocalCluster against the process pool,
+    interleaved, each round with fresh caches; the two files must be the same bytes."""
+    from dask.distributed import LocalCluster
+
+    times = {"pool": [], "dask": []}
+    cluster = LocalCluster(
+        n_workers=jobs,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        local_directory=str(root / "dask"),
+    )
+    with cluster:
+        for round_ in range(rounds):
+            outputs = {}
+            for name in times:
+                out, cache = root / f"{name}-{round_}.pdf", root / f"{name}-{round_}-cache"
+                where = (
+                    ["--jobs", jobs]
+                    if name == "pool"
+                    else ["--scheduler", cluster.scheduler_address]
+                )
+                command = dossier(
+                    "compendium", "--records", records, "--cache", cache, "--out", out, "--quiet",
+                    *where,
+                )  # fmt: skip
+                seconds, _, _ = timed_command(command)
+                times[name].append(seconds)
+                outputs[name] = out.read_bytes()
+            assert outputs["pool"] == outputs["dask"], "Dask gave other bytes"
+    pool, dask = (statistics.median(times[name]) for name in times)
+    print(
+        f"cold compendium on Dask ({jobs} workers) {dask:.1f} s against the process pool"
+        f" {pool:.1f} s (medians of {rounds}, interleaved, same bytes): {dask / pool:.2f}",
+        flush=True,
+    )
+
+
 def describe(figures: dict) -> str:
     return (
         f"{figures['seconds']:.1f} s, {figures['pages']} pages, peak {figures['peak_mb']:.0f} MB,"
@@ -254,6 +294,7 @@ def main() -> None:
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--rounds", type=int, default=2, help="of build against render --all")
     parser.add_argument("--only-build", action="store_true", help="only build against render --all")
+    parser.add_argument("--only-dask", action="store_true", help="only Dask against the pool")
     parser.add_argument("--single-document", nargs=2, metavar=("RECORDS", "OUT"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
@@ -263,9 +304,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="dossier-bench-") as scratch:
         root = Path(scratch)
-        if args.only_build:
+        if args.only_build or args.only_dask:
             records = synthetic_catalog(min(args.sizes), root / "records")
-            build_against_render_all(records, root / "builds", args.jobs, args.rounds)
+            compare = build_against_render_all if args.only_build else dask_against_pool
+            compare(records, root / "builds", args.jobs, args.rounds)
             return
         for size in args.sizes:
             records = synthetic_catalog(size, root / f"records-{size}")

@@ -30,7 +30,7 @@ from .fontmerge import FaceMerger, FaceReader, FaceUse
 from .slots import Slot, Typeset, Values
 
 OBJECTS_PER_STREAM = 200
-PREPARED_FORMAT = 2
+PREPARED_FORMAT = 4
 ASSEMBLY_MODULES = ("assemble", "fontmerge", "slots")  # the code a prepared source depends on
 # specimen:<slug> (written by the dossiers' context) and matter:<page>, the compendium's own pages
 LINK_SCHEMES = SPECIMEN, MATTER = (INTERNAL_SCHEME.removesuffix(":"), "matter")
@@ -41,6 +41,7 @@ INTERNAL_ACTION = re.compile(
     + b"|".join(re.escape(scheme.encode()) for scheme in LINK_SCHEMES)
     + rb"):([^()\\]*)\) >>"
 )
+GO_TO_ACTION = re.compile(rb"/A << /D \(([^()\\]*)\) /S /GoTo >>")  # as written from them
 # In qpdf's unparse output: literal strings, hex strings (both kept), and references `N G R`.
 TOKENS = re.compile(rb"\((?:[^\\()]|\\.)*\)|<[0-9A-Fa-f\s]*>|(-?\d+) (\d+) R", re.DOTALL)
 
@@ -67,7 +68,8 @@ class Prepared:
 
     Local numbers 0..pages-1 are its pages, in order; the others follow. A reference to a shared
     font face is written as the negative number -(1 + its index in `faces`). The streams of its
-    slots are not among the objects: they are written, stamped, when the source is added.
+    slots are not among the objects: they are written, stamped, when the source is added. Its
+    internal links are already go-to actions to the named destinations in `targets`.
     Preparing (reading the PDF with qpdf) is most of the work of assembly, so prepared sources
     are cached.
     """
@@ -76,9 +78,11 @@ class Prepared:
     objects: list[tuple[int, bytes, bytes | None]]  # local number, body, stream data
     faces: list[tuple[str, FaceUse]]
     stamps: list[tuple[int, tuple]] = field(default_factory=list)  # local number, Slot fields
+    targets: list[str] = field(default_factory=list)
 
     def dumps(self) -> bytes:
-        return marshal.dumps((PREPARED_FORMAT, self.pages, self.objects, self.faces, self.stamps))
+        fields = (self.pages, self.objects, self.faces, self.stamps, self.targets)
+        return marshal.dumps((PREPARED_FORMAT, *fields))
 
     @classmethod
     def loads(cls, data: bytes) -> Prepared | None:
@@ -98,9 +102,10 @@ class Preparer:
         self.store = store
 
     def prepared(self, key: str, typeset: Callable[[], Typeset | None]) -> Prepared | None:
-        """The dossier of cache key `key`, prepared: from the store when it was prepared
-        before, else from `typeset()` (None when that failed)."""
-        prepared_key = cache_key("prepared", code=ASSEMBLY_MODULES, dossier=key)
+        """The pages of cache key `key` (a dossier, or a run of the compendium's own pages),
+        prepared: from the store when they were prepared before, else from `typeset()` (None
+        when that failed)."""
+        prepared_key = cache_key("prepared", code=ASSEMBLY_MODULES, source=key)
         kept = self.store.get(prepared_key) if self.store is not None else None
         prepared = Prepared.loads(kept) if kept is not None else None
         if prepared is None:
@@ -113,8 +118,8 @@ class Preparer:
         return prepared
 
     def prepare(self, pdf: bytes, slots: tuple[Slot, ...] = ()) -> Prepared:
-        """The PDF's objects renumbered locally; the streams of the first page's `slots` are
-        left to be stamped."""
+        """The PDF's objects renumbered locally; the streams of its `slots` are left to be
+        stamped."""
         with pikepdf.open(io.BytesIO(pdf)) as source:
             numbers: dict[tuple[int, int], int] = {}
             queue: deque[pikepdf.Object] = deque()
@@ -122,12 +127,11 @@ class Preparer:
                 numbers[page.obj.objgen] = len(numbers)
                 queue.append(page.obj)
             stamps = []
-            if slots:
-                contents = source.pages[0].Contents
-                for slot in slots:
-                    numbers[contents[slot.index].objgen] = len(numbers)
-                    stamps.append((len(numbers) - 1, astuple(slot)))
-            pages, faces, objects = len(numbers) - len(stamps), {}, []
+            for slot in slots:
+                stream = source.pages[slot.page].Contents[slot.index]
+                numbers[stream.objgen] = len(numbers)
+                stamps.append((len(numbers) - 1, astuple(slot)))
+            pages, faces, objects, targets = len(numbers) - len(stamps), {}, [], set()
             while queue:
                 obj = queue.popleft()
                 data = None
@@ -135,8 +139,10 @@ class Preparer:
                     data = obj.read_raw_bytes()
                     del obj.stream_dict["/Length"]  # written anew with the data
                 body = self._renumbered(obj, source, numbers, queue, faces)
+                if data is None and any(uri in body for uri in INTERNAL_URIS):
+                    body = _go_to_actions(body, targets)
                 objects.append((numbers[obj.objgen], body, data))
-        return Prepared(pages, objects, list(faces.items()), stamps)
+        return Prepared(pages, objects, list(faces.items()), stamps, sorted(targets))
 
     def _renumbered(self, obj, source, numbers, queue, faces) -> bytes:
         """The object as qpdf writes it, with every reference renumbered locally.
@@ -198,7 +204,8 @@ class Assembler:
     # -- feeding ---------------------------------------------------------------------------
     def add(self, pdf: bytes, destinations: dict[str, int]) -> None:
         """Append every page of `pdf`; a `<scheme>:<name>` link goes to the named destination
-        `<scheme>/<name>` when `destinations` (name -> page) has it, else it is dropped."""
+        `<scheme>/<name>` when `destinations` (name -> page) has it, else where `elsewhere`
+        says, or nowhere."""
         self.add_prepared(self.preparer.prepare(pdf), destinations)
 
     def add_prepared(
@@ -231,13 +238,14 @@ class Assembler:
         for local, fields in source.stamps:
             slot = Slot(*fields)
             self._write_stream(number_of(local), b"<<>>", slot.stamp(values(slot.name)))
+        unbound = {name for name in source.targets if name not in destinations}
         for local, body, data in source.objects:
             body = TOKENS.sub(relocate, body)
             if data is not None:
                 self._write_stream(number_of(local), body, data)
                 continue
-            if any(uri in body for uri in INTERNAL_URIS):
-                body = _retarget_links(body, destinations, self.elsewhere)
+            if unbound and b"/GoTo" in body:
+                body = _unbound_links(body, unbound, self.elsewhere)
             self._queue_object(number_of(local), body)
 
     def _allocate(self) -> int:
@@ -378,24 +386,34 @@ class Assembler:
         )
 
 
-def _retarget_links(
-    body: bytes,
-    destinations: dict[str, int],
-    elsewhere: Callable[[str], str | None] = lambda uri: None,
-) -> bytes:
-    """Internal links (`<scheme>:<name>` URIs) become go-to actions to their named destination;
-    when the target is not in this document, links to `elsewhere(uri)`, or plain boxes."""
+def _go_to_actions(body: bytes, targets: set[str]) -> bytes:
+    """Internal links (`<scheme>:<name>` URIs) become go-to actions to their named destination
+    `<scheme>/<name>`, which is added to `targets`."""
 
-    def retarget(match: re.Match) -> bytes:
+    def go_to(match: re.Match) -> bytes:
         name = destination(match[1].decode(), match[2].decode())
-        if name not in destinations:
-            target = elsewhere(f"{match[1].decode()}:{match[2].decode()}")
-            if target is None:
-                return b""
-            return b"/A << /S /URI /URI %s >>" % pikepdf.String(target).unparse()
+        targets.add(name)
         return b"/A << /D %s /S /GoTo >>" % pikepdf.String(name).unparse()
 
-    retargeted = INTERNAL_ACTION.sub(retarget, body)
+    retargeted = INTERNAL_ACTION.sub(go_to, body)
     if any(uri in retargeted for uri in INTERNAL_URIS):  # written in a way unknown here
         raise RuntimeError(f"unrecognised internal link: {body[:200]!r}")
     return retargeted
+
+
+def _unbound_links(
+    body: bytes, unbound: set[str], elsewhere: Callable[[str], str | None] = lambda uri: None
+) -> bytes:
+    """Go-to actions to a destination that is not in the document link to `elsewhere(uri)`
+    instead (the link's `<scheme>:<name>`), or become plain boxes."""
+
+    def retarget(match: re.Match) -> bytes:
+        name = match[1].decode()
+        if name not in unbound:
+            return match[0]
+        target = elsewhere(name.replace("/", ":", 1))
+        if target is None:
+            return b""
+        return b"/A << /S /URI /URI %s >>" % pikepdf.String(target).unparse()
+
+    return GO_TO_ACTION.sub(retarget, body)

@@ -46,6 +46,13 @@ class DossierJob:
         )
 
 
+def warm_up() -> None:
+    """Runs on a worker started before there is work for it: loads what rendering needs."""
+    import pikepdf  # noqa: F401
+
+    from . import engine  # noqa: F401  (and WeasyPrint with it)
+
+
 def render_job(job: DossierJob) -> tuple[bytes | None, list[Problem]]:
     """Runs in a worker: the typeset dossier (`Typeset.dumps`), or the problems that stopped it."""
     from .render import render_dossier_report
@@ -100,6 +107,7 @@ class Builder:
             yield self._session
             return
         self._session = Session(self, Workers(self.workers, self.scheduler))
+        self._session.workers.warm(warm_up)
         try:
             yield self._session
         except BaseException:  # an error or a signal: queued jobs are dropped, workers ended

@@ -21,7 +21,7 @@ FORMAT = b"dossier-cache 1"
 # other). Records and config are parts of each job's key, so the modules that read them are not.
 RENDERING_MODULES = (
     "__init__", "config", "context", "engine", "fileio", "fontmerge", "inputfiles", "layouts",
-    "matter", "model", "problems", "qr", "render", "slots", "cache",
+    "model", "problems", "qr", "render", "slots", "cache",
 )  # fmt: skip
 PACKAGE_DIR = Path(__file__).parent
 

@@ -314,7 +314,7 @@ def render(
         raise click.UsageError("name records (SLUG or PATH) or use --all")
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet)
-    with one_at_a_time(cache_dir):
+    with one_at_a_time(cache_dir), builder.session():  # a worker starts while records load
         selection = select_records(records_dir, targets, store=builder.cache)
         failed = render_dossiers(selection.entries, config, out, builder, variant=pdf_variant,
                                  echo=click.echo, png_dpi=dpi if png else None)  # fmt: skip
@@ -364,7 +364,7 @@ def compendium(
         replaceable(path)  # a FIFO or device there is refused before rendering
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
-    with one_at_a_time(cache_dir):
+    with one_at_a_time(cache_dir), builder.session():  # a worker starts while records load
         selection = select_catalog(records_dir, store=builder.cache)
         show_problems(selection.warnings)
         binding = bind_selection(selection, config, out, builder, duplex=duplex,
@@ -425,14 +425,14 @@ def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet,
     config = load_config(config_path, layout=layout)
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
     replaceable(out / "compendium.pdf")  # a FIFO or device there is refused before rendering
-    with one_at_a_time(out / ".cache"):
+    # one set of workers for both steps; one starts while the records load
+    with one_at_a_time(out / ".cache"), builder.session():
         selection = select_catalog(records_dir, strict=strict, store=builder.cache)
         show_problems(selection.warnings)
-        with builder.session():  # one set of workers for both steps
-            failed = render_dossiers(selection.entries, config, out / "dossiers", builder,
-                                     echo=click.echo)  # fmt: skip
-            binding = bind_selection(selection.without(failed), config, out / "compendium.pdf",
-                                     builder, keep_going=keep_going)  # fmt: skip
+        failed = render_dossiers(selection.entries, config, out / "dossiers", builder,
+                                 echo=click.echo)  # fmt: skip
+        binding = bind_selection(selection.without(failed), config, out / "compendium.pdf",
+                                 builder, keep_going=keep_going)  # fmt: skip
     if binding.report is not None:
         show_report(binding.report)
     show_binding_problems(binding)

@@ -15,11 +15,11 @@ from .config import Config
 from .context import INTERNAL_SCHEME, single_link
 from .fileio import atomic_writer
 from .layouts import FONTS_DIR, Layout
-from .matter import MATTER_TEMPLATES, Matter, PagePlan, Parts, matter_pages
+from .matter import MATTER_TEMPLATES, Matter, MatterPages, PagePlan, Part, Parts
 from .problems import InvalidInput, Problem, at_files
 from .records import Catalog, Entry
 from .selection import Selection
-from .slots import FOLIO, PAGE_OF, Values
+from .slots import FOLIO, INDEX_PAGE, PAGE_OF, TOTAL, Values
 
 # the compendium's own pages, linked as matter:<name>; specimens are specimen:<slug>
 COVER, CONTENTS, INDEX = (destination(MATTER, name) for name in ("cover", "contents", "index"))
@@ -85,10 +85,12 @@ def _bind(session, builder, entries: list[Entry], config, out, duplex, left_out)
     matter = Matter.of(entries, config, left_out)
     slugs = [slug for slug, _, _ in matter.specimens]
     inputs = builder.fingerprint(config)
-    plan, parts = matter_pages(matter, slugs, duplex, session.workers, builder.cache, inputs)
-    # the file is assembled while the missing dossiers render
+    # the compendium's own pages first, as they are needed first; the file is assembled while
+    # the missing dossiers render
+    matter_pages = MatterPages(matter, slugs, duplex, session.workers, builder.cache, inputs)
     pending = session.start([DossierJob(entry.record, config) for entry in entries])
     try:
+        plan, parts = matter_pages.pages()
         with atomic_writer(out) as stream:
             pages = _assemble(stream, plan, slugs, pending, parts, matter, duplex)
     except _RenderFailed:
@@ -139,26 +141,30 @@ def _refusal(out: Path, failures: list[Problem], keep_going: bool = False) -> st
     return f"{out}: not written: {count} record(s) with problems; --keep-going binds the others"
 
 
-def dossier_values(slug: str, plan: PagePlan) -> Callable[[str], Values]:
-    """What the slots of a bound dossier print: its running number and the total, and the
-    pages of its related specimens that are bound too."""
+def slot_values(plan: PagePlan, slug: str | None = None) -> Callable[[str], Values]:
+    """What the slots of a bound page print: the page of a specimen that is bound, the index's
+    page, the page count, and on dossier `slug`, its running number and the total."""
 
     def values(slot: str) -> Values:
-        if slot == FOLIO:
-            return {"page": plan.dossiers[slug], "total": plan.total}
-        target = slot.removeprefix(PAGE_OF)
-        if slot.startswith(PAGE_OF) and target in plan.dossiers:
-            return {"page": plan.dossiers[target], "total": plan.total}
-        return None
+        page = None
+        if slot == FOLIO and slug is not None:
+            page = plan.dossiers[slug]
+        elif slot == INDEX_PAGE:
+            page = plan.index
+        elif slot == TOTAL:
+            page = plan.total
+        elif slot.startswith(PAGE_OF):
+            page = plan.dossiers.get(slot.removeprefix(PAGE_OF))
+        return {"page": page, "total": plan.total} if page is not None else None
 
     return values
 
 
 def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duplex) -> int:
     """Stream every page into the file: front matter, dossiers (and blanks), index."""
-    blanks = iter(_single_pages(parts.blanks) if parts.blanks else ())
-    front_pad = 1 if duplex and parts.counts["front"] % 2 else 0  # page 1 on a right-hand page
-    front = parts.counts["front"] + front_pad
+    blanks = iter(_single_pages(parts.blanks.typeset.pdf) if parts.blanks else ())
+    front_pad = 1 if duplex and parts.front % 2 else 0  # page 1 on a right-hand page
+    front = parts.front + front_pad
     total = front + plan.total
     layout = Layout.find(matter.config.layout)
 
@@ -168,8 +174,14 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     assembler = Assembler(stream, total, [FONTS_DIR, layout.folder], pending.cache, web)
     destinations = {destination(SPECIMEN, s): front + page for s, page in plan.dossiers.items()}
     destinations |= {COVER: 1, CONTENTS: 2, INDEX: front + plan.index}  # a one-page cover
-    for pdf in [*parts.cover, *parts.contents]:
-        assembler.add(pdf, destinations)
+    matter_values = slot_values(plan)
+
+    def add_matter(part: Part) -> None:
+        prepared = assembler.preparer.prepared(part.key, lambda: part.typeset)
+        assembler.add_prepared(prepared, destinations, matter_values)
+
+    for part in [parts.cover, *parts.contents]:
+        add_matter(part)
     if front_pad:
         assembler.add(next(blanks), destinations)
     for slug, key in zip(slugs, pending.keys, strict=True):
@@ -178,9 +190,9 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
         prepared = assembler.preparer.prepared(key, lambda key=key: pending.typeset(key))
         if prepared is None:
             raise _RenderFailed(slug)
-        assembler.add_prepared(prepared, destinations, dossier_values(slug, plan))
-    for pdf in parts.index:
-        assembler.add(pdf, destinations)
+        assembler.add_prepared(prepared, destinations, slot_values(plan, slug))
+    for part in parts.index:
+        add_matter(part)
     titles = {slug: title for slug, title, _ in matter.specimens}
     specimens = [OutlineEntry(titles[slug], destination(SPECIMEN, slug)) for slug in slugs]
     outline = [

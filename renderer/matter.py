@@ -1,18 +1,20 @@
 """Matter: the compendium's own pages (cover, contents, index): what they print, their page
-numbers, and laying them out on workers, through their own cache."""
+numbers, and laying them out on workers, run by run, through their own cache."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import marshal
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .cache import RenderCache, cache_key
+from .cache import cache_key
 from .config import Config
 from .context import PAPER_SIZES
 from .layouts import Layout
+from .problems import InvalidInput, Problem
+from .slots import INDEX_PAGE, PAGE_OF, TOTAL, Typeset
 
 if TYPE_CHECKING:
     from .records import Entry
@@ -22,7 +24,15 @@ MATTER_TEMPLATES = (
     "matter.html.j2", "cover.html.j2", "contents.html.j2", "index.html.j2", "blank.html.j2",
     "compendium.css",
 )  # fmt: skip
-ENTRIES_PER_RUN = 120  # contents or index entries laid out together, in parallel with other runs
+MATTER_MODULES = ("matter", "slots")  # the code a laid-out run depends on, besides the layout's
+CONTENTS, INDEX_TEMPLATE, COVER, BLANK = (
+    "contents.html.j2", "index.html.j2", "cover.html.j2", "blank.html.j2"
+)  # fmt: skip
+# Contents and index entries are laid out in runs, in parallel. A run ends after an entry whose
+# key hashes to a multiple of RUN_SIZE (content-defined, as in rsync): adding or removing an
+# entry changes only its own run, so only that run is laid out again.
+RUN_SIZE = 100
+MIN_RUN, MAX_RUN = RUN_SIZE // 4, 3 * RUN_SIZE
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,20 @@ def plan_pages(slugs: list[str], duplex: bool, index_pages: int = 1) -> PagePlan
 
 
 @dataclass(frozen=True)
+class Run:
+    """One layout job of the compendium's own pages: a template and all that it prints (page
+    numbers are slots, stamped at binding, so a run is laid out again only when its text
+    changes)."""
+
+    template: str
+    context: dict
+
+    def key(self, inputs: str) -> str:
+        return cache_key("matter", code=MATTER_MODULES, inputs=inputs, run=self.context,
+                         template=self.template)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Matter:
     """What the compendium's own pages print: picklable, so workers can lay them out."""
 
@@ -76,49 +100,79 @@ class Matter:
         date = _build_date(catalog, config)
         return cls(config, date, specimens, tuple(aliases), tuple(sorted(left_out)))
 
-    def runs(self) -> list[tuple[str, int, int]]:
-        """The layout jobs: (template, first entry, end) for the contents and the index."""
+    def contents_runs(self) -> list[Run]:
         runs = []
-        for template, count in (("contents.html.j2", len(self.specimens)),
-                                ("index.html.j2", len(self.aliases))):  # fmt: skip
-            runs += [(template, start, min(start + ENTRIES_PER_RUN, count))
-                     for start in range(0, count, ENTRIES_PER_RUN)]  # fmt: skip
+        for start, stop in content_defined_runs([slug for slug, _, _ in self.specimens]):
+            first, last = start == 0, stop == len(self.specimens)
+            specimens = [
+                {"slug": slug, "title": title, "case_number": case}
+                for slug, title, case in self.specimens[start:stop]
+            ]
+            context = {"first": first, "last": last, "specimens": specimens,
+                       "left_out": list(self.left_out) if first else []}  # fmt: skip
+            runs.append(Run(CONTENTS, self._page(context)))
         return runs
 
-    def context(self, plan: PagePlan, template: str, start: int, stop: int) -> dict:
-        entries = self.specimens if template == "contents.html.j2" else self.aliases
+    def index_runs(self) -> list[Run]:
+        runs = []
+        for start, stop in content_defined_runs(["\0".join(row) for row in self.aliases]):
+            aliases = [
+                {"alias": alias, "title": title, "slug": slug}
+                for alias, title, slug in self.aliases[start:stop]
+            ]
+            context = {"first": start == 0, "last": stop == len(self.aliases), "aliases": aliases}
+            runs.append(Run(INDEX_TEMPLATE, self._page(context)))
+        return runs
+
+    def cover(self) -> Run:
+        return Run(COVER, self._page({"date": self.date, "specimen_count": len(self.specimens)}))
+
+    def blanks(self, count: int) -> Run:
+        return Run(BLANK, self._page({"count": count}))
+
+    def _page(self, context: dict) -> dict:
+        """What every page of the compendium's own prints, besides its own part."""
         return {
             "title": "Specimen Compendium",
             "paper": PAPER_SIZES[self.config.paper],
             "organisation": self.config.organisation,
             "classification": self.config.classification,
-            "date": self.date,
-            "specimen_count": len(self.specimens),
-            "total_pages": plan.total,
-            "index_page": plan.index,
-            "first": start == 0,
-            "last": stop == len(entries),
-            "count": stop - start,  # blank pages, for the blank template
-            "left_out": list(self.left_out),
-            "specimens": [
-                {"slug": slug, "title": title, "case_number": case, "page": plan.dossiers[slug]}
-                for slug, title, case in self.specimens[start:stop]
-            ],
-            "aliases": [
-                {"alias": alias, "title": title, "slug": slug, "page": plan.dossiers[slug]}
-                for alias, title, slug in self.aliases[start:stop]
-            ],
+            **context,
         }
 
 
-def lay_out_run(matter: Matter, plan: PagePlan, run: tuple[str, int, int]) -> tuple[int, bytes]:
-    """Runs in a worker: one run of the compendium's own pages, as (page count, PDF)."""
-    from .render import engine_for
+def content_defined_runs(keys: list[str]) -> list[tuple[int, int]]:
+    """(start, stop) of each run of entries: a run ends after an entry whose key's hash is a
+    multiple of RUN_SIZE, once it holds MIN_RUN entries, or when it holds MAX_RUN."""
+    runs, start = [], 0
+    for position, key in enumerate(keys):
+        length = position + 1 - start
+        ends = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % RUN_SIZE == 0
+        if (ends and length >= MIN_RUN) or length >= MAX_RUN:
+            runs.append((start, position + 1))
+            start = position + 1
+    if start < len(keys) or not keys:
+        runs.append((start, len(keys)))
+    return runs
 
-    engine = engine_for(Layout.find(matter.config.layout))
-    html = engine.layout.render_html(matter.context(plan, *run), run[0])
-    document = engine.layout_html(html)
-    return len(document.pages), engine.write_document(document)
+
+def lay_out_run(config: Config, run: Run) -> tuple[int, Typeset]:
+    """Runs in a worker: one run of the compendium's own pages, as (page count, pages with their
+    slots open)."""
+    from .render import engine_for
+    from .slots import cut_slots, open_slots
+
+    layout = Layout.find(config.layout)
+    engine = engine_for(layout)
+    document = engine.layout_html(layout.render_html(run.context, run.template))
+    opened = open_slots(document)
+    where = str(layout.folder / run.template)
+    for slot in opened:
+        if slot.name not in (INDEX_PAGE, TOTAL) and not slot.name.startswith(PAGE_OF):
+            message = f"slot {slot.name!r} has nothing to print on the compendium's own pages"
+            raise InvalidInput([Problem(where, None, "layout", message)])
+    pdf, slots = cut_slots(engine.write_document(document), opened, where)
+    return len(document.pages), Typeset(pdf, slots)
 
 
 def _build_date(catalog: list[Entry], config: Config) -> str:
@@ -129,74 +183,80 @@ def _build_date(catalog: list[Entry], config: Config) -> str:
 
 
 @dataclass
+class Part:
+    """A laid-out run: its cache key (the key of its prepared form too), pages and slots."""
+
+    key: str
+    pages: int
+    typeset: Typeset
+
+
+@dataclass
 class Parts:
-    """The compendium's own pages, laid out: runs in order, blank versos, and their page counts."""
+    """The compendium's own pages, laid out: runs in order, and the blank versos."""
 
-    cover: list[bytes]
-    contents: list[bytes]
-    index: list[bytes]
-    blanks: bytes | None
-    counts: dict[str, int]
+    cover: Part
+    contents: list[Part]
+    index: list[Part]
+    blanks: Part | None
+
+    @property
+    def front(self) -> int:
+        """Pages before the first dossier (without the blank that may even them out)."""
+        return self.cover.pages + sum(part.pages for part in self.contents)
 
 
-def matter_pages(
-    matter: Matter, slugs: list[str], duplex: bool, workers, cache: RenderCache, inputs: str
-) -> tuple[PagePlan, Parts]:
-    """The page plan and the compendium's own pages, from the cache or laid out in parallel.
+class MatterPages:
+    """Lays out the runs of the compendium's own pages that its cache does not hold.
 
-    They depend on titles, case numbers and aliases, not on the dossiers' text, so editing a
-    record's text does not lay them out again. The cover prints the total page count, so it is
-    laid out last, once the index's length is known. `inputs` is the layout's fingerprint.
+    They depend on titles, case numbers, aliases and the count, never on the dossiers' text nor
+    on page numbers (slots), so editing a record's text lays out none of them, and adding one
+    lays out only the runs it is in, and the cover. Every run is sent to the workers when this
+    is made, ahead of the dossiers; `pages()` waits for them.
     """
-    printed = {**asdict(matter), "config": matter.config.rendering()}
-    key = cache_key("matter", inputs=inputs, matter=printed, duplex=duplex)
-    cached = _cached(cache, key)
-    if cached is not None:
-        return cached
-    runs = matter.runs()
-    plan = plan_pages(slugs, duplex)
-    laid_out = workers.map(lay_out_run, [(matter, plan, run) for run in runs])
-    pdfs = {"contents.html.j2": [], "index.html.j2": []}
-    counts = {"contents.html.j2": 0, "index.html.j2": 0}
-    for (template, _, _), (count, pdf) in zip(runs, laid_out, strict=True):
-        pdfs[template].append(pdf)
-        counts[template] += count
-    plan = plan_pages(slugs, duplex, counts["index.html.j2"])
-    cover_pages, cover = workers.call(lay_out_run, matter, plan, ("cover.html.j2", 0, 0))
-    blanks = None
-    if duplex:  # one more than the versos, in case the front matter needs evening out
-        run = ("blank.html.j2", 0, 1 + len(plan.blanks))
-        blanks = workers.call(lay_out_run, matter, plan, run)[1]
-    front = cover_pages + counts["contents.html.j2"]
-    parts = Parts(
-        [cover], pdfs["contents.html.j2"], pdfs["index.html.j2"], blanks, {"front": front}
-    )
-    _store(cache, key, plan, parts)
-    return plan, parts
+
+    def __init__(self, matter: Matter, slugs: list[str], duplex: bool, workers, cache, inputs):
+        self.matter, self.workers, self.cache, self.inputs = matter, workers, cache, inputs
+        self.slugs, self.duplex = slugs, duplex
+        self.contents, self.index = matter.contents_runs(), matter.index_runs()
+        self.cover = matter.cover()
+        # one more blank than the versos, in case the front matter needs evening out
+        versos = len(plan_pages(slugs, duplex).blanks)
+        self.blanks = matter.blanks(1 + versos) if duplex else None
+        runs = [*self.contents, *self.index, self.cover, *([self.blanks] if duplex else [])]
+        self.futures = {
+            run.key(inputs): workers.submit(lay_out_run, matter.config, run)
+            for run in runs
+            if self.cache.get(run.key(inputs)) is None
+        }
+
+    def pages(self) -> tuple[PagePlan, Parts]:
+        contents = [self._part(run) for run in self.contents]
+        index = [self._part(run) for run in self.index]
+        plan = plan_pages(self.slugs, self.duplex, sum(part.pages for part in index))
+        blanks = self._part(self.blanks) if self.blanks is not None else None
+        return plan, Parts(self._part(self.cover), contents, index, blanks)
+
+    def _part(self, run: Run) -> Part:
+        """The run laid out: by its worker, from the cache, or (when the entry was unusable)
+        laid out now."""
+        key = run.key(self.inputs)
+        future = self.futures.pop(key, None)
+        laid = _loaded(self.cache.get(key)) if future is None else None
+        if laid is None:
+            laid = (
+                future.result()
+                if future
+                else self.workers.call(lay_out_run, self.matter.config, run)
+            )
+            self.cache.put(key, marshal.dumps((laid[0], laid[1].dumps())))
+        return Part(key, *laid)
 
 
-def _cached(cache: RenderCache, key: str) -> tuple[PagePlan, Parts] | None:
-    raw = cache.get(key)
-    if raw is None:
+def _loaded(data: bytes | None) -> tuple[int, Typeset] | None:
+    try:
+        pages, typeset = marshal.loads(data)
+    except (EOFError, ValueError, TypeError):  # None too
         return None
-    stored = json.loads(raw)
-    loaded = {}
-    for name, keys in stored["parts"].items():
-        loaded[name] = [cache.get(part_key) for part_key in keys]
-        if any(data is None for data in loaded[name]):
-            return None
-    blanks = loaded["blanks"][0] if loaded["blanks"] else None
-    parts = Parts(loaded["cover"], loaded["contents"], loaded["index"], blanks, stored["counts"])
-    return PagePlan(**stored["plan"]), parts
-
-
-def _store(cache: RenderCache, key: str, plan: PagePlan, parts: Parts) -> None:
-    stored = {"cover": parts.cover, "contents": parts.contents, "index": parts.index,
-              "blanks": [parts.blanks] if parts.blanks else []}  # fmt: skip
-    keys = {}
-    for name, pdfs in stored.items():
-        keys[name] = [hashlib.sha256(pdf).hexdigest() for pdf in pdfs]
-        for part_key, pdf in zip(keys[name], pdfs, strict=True):
-            cache.put(part_key, pdf)
-    document = {"plan": asdict(plan), "parts": keys, "counts": parts.counts}
-    cache.put(key, json.dumps(document).encode())
+    typeset = Typeset.loads(typeset)
+    return (pages, typeset) if typeset is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import string
@@ -101,6 +102,7 @@ CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 TRANSLITERATED_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a catalog's checks slugify each title many times
 def slugify(title: str) -> str:
     """`Staff AI/ML Observability Advocate` -> `staff-ai-ml-observability-advocate`;
     `Zoë Ångström` -> `zoe-angstrom`. Empty when the title has nothing to spell it with."""

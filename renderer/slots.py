@@ -30,14 +30,17 @@ DIGITS = "0123456789"
 ALIGNS = ("left", "right", "center")
 FOLIO = "folio"  # the page's own number and the total
 PAGE_OF = "page:"  # + a slug: the page of a specimen
-TYPESET_FORMAT = 1
+INDEX_PAGE = "index"  # the first page of the compendium's index
+TOTAL = "total"  # the compendium's page count, on its cover
+TYPESET_FORMAT = 2
 PT_PER_PX = 0.75  # WeasyPrint draws in CSS px, scaled to points
 POSITION_TOLERANCE = 0.01
+STAMP_TOLERANCE = 0.5  # thousandths of the font size a stamp may exceed its slot by
+MAX_DIGITS = 4  # of any number stamped: up to 9999 pages
 # How WeasyPrint writes a text box: its text matrix, perhaps its font, then its glyphs (2 bytes
 # each, in hex) with adjustments between them
 TEXT_MATRIX = re.compile(rb"^\S+ \S+ \S+ \S+ (\S+) (\S+) Tm\n", re.MULTILINE)
 SHOWN = re.compile(rb"(?:/\S+ \S+ Tf\n)?(\[[^\]]*\] TJ\n)")
-SHOWN_ITEMS = re.compile(rb"<([0-9a-fA-F]*)>|(-?[0-9.]+)")
 FONT = re.compile(
     rb"^/(\S+) (\S+) Tf$", re.MULTILINE
 )  # CSS px: the content stream writes positions with 6 decimals
@@ -88,20 +91,23 @@ def filled_html(html: str, values: Callable[[str], Values]) -> str:
 
 @dataclass(frozen=True)
 class OpenSlot:
-    """A slot where the layout put it: its text starts at (x, y), in CSS px on the page."""
+    """A slot where the layout put it: its text starts at (x, y) and is `width` wide, in CSS px
+    on page `page` (counted from 0)."""
 
     name: str
     format: str
     align: str
+    page: int
     x: float
     y: float
+    width: float
 
 
 def open_slots(document) -> list[OpenSlot]:
-    """The slots of a laid-out one-page WeasyPrint document, from its box tree."""
+    """The slots of a laid-out WeasyPrint document, page by page, from its box tree."""
     found, seen = [], set()
 
-    def walk(box):
+    def walk(box, page):
         element = getattr(box, "element", None)
         if (
             type(box).__name__ == "TextBox"
@@ -115,20 +121,24 @@ def open_slots(document) -> list[OpenSlot]:
                     element.get(SLOT_ATTRIBUTE),
                     element.get("data-format", "{page}"),
                     element.get("data-align", "left"),
+                    page,
                     box.position_x,
                     box.position_y + box.baseline,
+                    box.width,
                 )
             )
         for child in getattr(box, "children", ()):
-            walk(child)
+            walk(child, page)
 
-    walk(document.pages[0]._page_box)
+    for number, page in enumerate(document.pages):
+        walk(page._page_box, number)
     return found
 
 
 @dataclass(frozen=True)
 class Slot:
-    """A slot cut out of a written page: the index of its stream in the page's /Contents, the
+    """A slot cut out of a written page: the page (from 0), the index of its stream in that
+    page's /Contents, the
     placeholder's advance (thousandths of the font size), the glyph and width of each
     character a stamp may print, and the box it prints in (points from the page's top left:
     left, top, right, bottom; from the font size, so a little larger than the glyphs)."""
@@ -136,10 +146,19 @@ class Slot:
     name: str
     format: str
     align: str
+    page: int
     index: int
     advance: float
     glyphs: dict[str, tuple[int, float]]
     box: tuple[float, float, float, float]
+
+    def widest(self) -> float:
+        """The advance of the widest text it may print: its format with four of the widest
+        digit for each number."""
+        digit = max(self.glyphs[d][1] for d in DIGITS)
+        literal = FIELDS.sub("", self.format)
+        fields = len(FIELDS.findall(self.format))
+        return sum(self.glyphs[c][1] for c in literal) + fields * MAX_DIGITS * digit
 
     def stamp(self, values: Values) -> bytes:
         """The text-showing operator that prints the slot's text, taking the placeholder's
@@ -147,7 +166,7 @@ class Slot:
         text = slot_text(self.format, values)
         glyphs = [self.glyphs[character] for character in text]
         pad = self.advance - sum(width for _, width in glyphs)
-        if pad < -0.5:
+        if pad < -STAMP_TOLERANCE:
             raise ValueError(f"{text!r} is wider than the slot {self.name!r}")
         before = {"left": 0.0, "right": pad, "center": pad / 2}[self.align]
         shown = b"".join(b"%04x" % gid for gid, _ in glyphs)
@@ -160,12 +179,12 @@ def _number(value: float) -> bytes:
 
 @dataclass(frozen=True)
 class Typeset:
-    """A dossier laid out once: its PDF with the slots cut out (showing their placeholders),
-    the slots, and the copy printed alone."""
+    """Pages laid out once: their PDF with the slots cut out (showing their placeholders),
+    the slots, and, for a dossier, the copy printed alone."""
 
     pdf: bytes
     slots: tuple[Slot, ...]
-    single: bytes
+    single: bytes = b""
 
     def dumps(self) -> bytes:
         slots = [astuple(slot) for slot in self.slots]
@@ -183,7 +202,7 @@ class Typeset:
 
 
 def cut_slots(pdf: bytes, opened: list[OpenSlot], where: str) -> tuple[bytes, tuple[Slot, ...]]:
-    """The page's content split around each slot's placeholder: (the PDF, its slots).
+    """Each page's content split around its slots' placeholders: (the PDF, its slots).
 
     `where` names the layout in the problem raised when a slot is not printed as one run of
     text in one font (it would otherwise print its placeholder).
@@ -192,26 +211,42 @@ def cut_slots(pdf: bytes, opened: list[OpenSlot], where: str) -> tuple[bytes, tu
 
     if not opened:
         return pdf, ()
+    slots = []
     with pikepdf.open(io.BytesIO(pdf)) as document:
-        page = document.pages[0]
-        content = page.Contents.read_bytes()
-        cuts = _find_placeholders(content, opened)
-        missing = [slot.name for slot in opened if slot.name not in {s.name for s, _, _ in cuts}]
-        if missing:
-            raise _not_one_run(missing[0], where)
-        streams, slots, start = [], [], 0
-        for opened_slot, (begin, end), font in cuts:
-            streams.append(content[start:begin])
-            shown = content[begin:end]
-            slot = _slot(opened_slot, len(streams), shown, page.Resources.Font, *font)
-            if not set(placeholder(slot.format)) <= set(slot.glyphs):  # partly in another font
-                raise _not_one_run(slot.name, where)
-            slots.append(slot)
-            streams.append(shown)
-            start = end
-        streams.append(content[start:])
-        page.Contents = pikepdf.Array([document.make_stream(data) for data in streams])
+        for number, page in enumerate(document.pages):
+            on_page = [slot for slot in opened if slot.page == number]
+            if on_page:
+                slots += _cut_page(document, page, on_page, where)
         return _saved(document), tuple(slots)
+
+
+def _cut_page(document, page, opened: list[OpenSlot], where: str) -> list[Slot]:
+    import pikepdf
+
+    content = page.Contents.read_bytes()
+    cuts = _find_placeholders(content, opened)
+    found = {id(slot) for slot, _, _ in cuts}
+    missing = [slot.name for slot in opened if id(slot) not in found]
+    if missing:
+        raise _not_one_run(missing[0], where)
+    streams, slots, start = [], [], 0
+    for opened_slot, (begin, end), font in cuts:
+        streams.append(content[start:begin])
+        shown = content[begin:end]
+        slot = _slot(opened_slot, len(streams), page.Resources.Font, *font)
+        if not set(placeholder(slot.format)) <= set(slot.glyphs):  # partly in another font
+            raise _not_one_run(slot.name, where)
+        if slot.widest() > slot.advance + STAMP_TOLERANCE:
+            message = f"slot {slot.name!r} is too narrow for its widest number (9999)"
+            raise InvalidInput(
+                [Problem(where, None, "layout", f"{message}; see layouts/README.md")]
+            )
+        slots.append(slot)
+        streams.append(shown)
+        start = end
+    streams.append(content[start:])
+    page.Contents = pikepdf.Array([document.make_stream(data) for data in streams])
+    return slots
 
 
 def _not_one_run(name: str, where: str) -> InvalidInput:
@@ -244,9 +279,9 @@ def _find_placeholders(
     return cuts
 
 
-def _slot(opened: OpenSlot, index: int, shown: bytes, fonts, font_name: str, size: float) -> Slot:
+def _slot(opened: OpenSlot, index: int, fonts, font_name: str, size: float) -> Slot:
     """The slot's glyphs (from the font's ToUnicode map, which holds every placeholder
-    character) and the placeholder's advance."""
+    character) and its advance."""
     import pikepdf
 
     from .fontmerge import read_to_unicode, read_widths
@@ -261,18 +296,14 @@ def _slot(opened: OpenSlot, index: int, shown: bytes, fonts, font_name: str, siz
             by_character.setdefault(character, (gid, widths[gid]))
     needed = set(FIELDS.sub("", opened.format) + DIGITS)
     glyphs = {c: by_character[c] for c in sorted(needed) if c in by_character}
-    advance = 0.0
-    for glyph_ids, number in SHOWN_ITEMS.findall(shown):
-        if number:
-            advance -= float(number)
-        for i in range(0, len(glyph_ids), 4):
-            advance += widths.get(int(glyph_ids[i : i + 4], 16), 0)
-    right = opened.x + advance / 1000 * size
+    # the box's width, not the glyphs' advance: the layout may narrow a slot (letter-spacing)
+    advance = opened.width / size * 1000
+    right = opened.x + opened.width
     box = tuple(
         round(value * PT_PER_PX, 2)
         for value in (opened.x, opened.y - size, right, opened.y + 0.3 * size)
     )
-    return Slot(opened.name, opened.format, opened.align, index, advance, glyphs, box)
+    return Slot(opened.name, opened.format, opened.align, opened.page, index, advance, glyphs, box)
 
 
 def stamped(
@@ -281,19 +312,20 @@ def stamped(
     values: Callable[[str], Values],
     links: Callable[[str], str] | None = None,
 ) -> bytes:
-    """The page with every slot stamped, in one content stream again; `links` (URI -> URI)
-    rewrites the page's link targets."""
+    """The pages with every slot stamped, each in one content stream again; `links` (URI ->
+    URI) rewrites the pages' link targets."""
     import pikepdf
 
     with pikepdf.open(io.BytesIO(pdf)) as document:
-        page = document.pages[0]
-        if slots:  # a layout without slots keeps its one content stream
-            parts = [stream.read_bytes() for stream in page.Contents]
-            for slot in slots:
-                parts[slot.index] = slot.stamp(values(slot.name))
-            page.Contents = document.make_stream(b"\n".join(parts))
-        if links is not None:
-            _rewrite_links(page, links)
+        for number, page in enumerate(document.pages):
+            on_page = [slot for slot in slots if slot.page == number]
+            if on_page:  # a page without slots keeps its one content stream
+                parts = [stream.read_bytes() for stream in page.Contents]
+                for slot in on_page:
+                    parts[slot.index] = slot.stamp(values(slot.name))
+                page.Contents = document.make_stream(b"\n".join(parts))
+            if links is not None:
+                _rewrite_links(page, links)
         return _saved(document)
 
 

@@ -35,6 +35,7 @@ class Workers:
         self.scheduler = scheduler
         self._executor = None
         self._others = set(multiprocessing.active_children())  # processes that are not its own
+        self._used = False  # whether a call other than warm()'s was made
 
     def call(self, function, *args):
         """Run a picklable function on a worker (or here when there are none) and wait."""
@@ -45,10 +46,21 @@ class Workers:
         futures = [self.submit(function, *arguments) for arguments in argument_lists]
         return [future.result() for future in futures]
 
+    def warm(self, function) -> None:
+        """Start a local worker now, running `function` (imports, say), so that the first
+        call does not wait for a worker to start; without a local pool, nothing. If no call
+        follows, `close` ends that worker at once."""
+        if self.scheduler is None and self.count > 1:
+            self._submit(function)
+
     def submit(self, function, *args):
         """A future of the call; without workers (one core), a deferred call made when its
         result is asked for. When a worker died (out of memory, killed),
         the pool is broken for good: the calls it held fail, and later ones go to a new pool."""
+        self._used = True
+        return self._submit(function, *args)
+
+    def _submit(self, function, *args):
         executor = self._executor_for()
         if executor is None:
             return _Deferred(function, *args)
@@ -79,8 +91,11 @@ class Workers:
         return self._executor
 
     def close(self) -> None:
-        """Once every result is in: the workers finish and exit."""
-        if self._executor is not None:
+        """Once every result is in: the workers finish and exit (a worker only warmed is
+        ended without waiting)."""
+        if not self._used:
+            self.abort()
+        elif self._executor is not None:
             if self.scheduler:
                 self._executor.close()
             else:
@@ -94,12 +109,15 @@ class Workers:
         if self.scheduler:
             self._executor.close()  # the cluster cancels this client's jobs
             return
-        self._executor.shutdown(wait=False, cancel_futures=True)
         workers = [p for p in multiprocessing.active_children() if p not in self._others]
         for worker in workers:
             worker.kill()
         for worker in workers:
             worker.join()
+        # With its workers gone the pool's own thread ends; waiting for it keeps it from closing
+        # its wake-up pipe while the interpreter's exit writes to it (Python 3.11 then prints a
+        # traceback, "Bad file descriptor")
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 class _Deferred:

@@ -1,6 +1,6 @@
 import pytest
 
-from renderer.assemble import Prepared, _retarget_links
+from renderer.assemble import Prepared, _go_to_actions, _unbound_links
 
 
 def test_a_prepared_source_survives_the_cache_and_refuses_garbage():
@@ -9,13 +9,35 @@ def test_a_prepared_source_survives_the_cache_and_refuses_garbage():
     assert Prepared.loads(b"not marshal data") is None
 
 
-def test_internal_links_become_go_to_actions_or_plain_boxes():
+def test_internal_links_become_go_to_actions_to_named_destinations():
     body = (
         b"<< /A << /S /URI /Type /Action /URI (specimen:sdet) >> /Subtype /Link >>"
         b"<< /A << /S /URI /Type /Action /URI (specimen:elsewhere) >> /Subtype /Link >>"
     )
-    assert _retarget_links(body, {"specimen/sdet": 7}) == (
-        b"<< /A << /D (specimen/sdet) /S /GoTo >> /Subtype /Link >><<  /Subtype /Link >>"
+    targets = set()
+    assert _go_to_actions(body, targets) == (
+        b"<< /A << /D (specimen/sdet) /S /GoTo >> /Subtype /Link >>"
+        b"<< /A << /D (specimen/elsewhere) /S /GoTo >> /Subtype /Link >>"
+    )
+    assert targets == {"specimen/sdet", "specimen/elsewhere"}
+
+
+def test_a_link_to_a_destination_not_in_the_document_goes_elsewhere_or_nowhere():
+    body = (
+        b"<< /A << /D (specimen/sdet) /S /GoTo >> /Subtype /Link >>"
+        b"<< /A << /D (specimen/elsewhere) /S /GoTo >> /Subtype /Link >>"
+        b"<< /A << /D (matter/index) /S /GoTo >> /Subtype /Link >>"
+    )
+    unbound = {"specimen/elsewhere", "matter/index"}
+    assert _unbound_links(body, unbound) == (
+        b"<< /A << /D (specimen/sdet) /S /GoTo >> /Subtype /Link >>"
+        b"<<  /Subtype /Link >><<  /Subtype /Link >>"
+    )
+    web = {"specimen:elsewhere": "https://example.org/elsewhere"}.get
+    assert _unbound_links(body, unbound, web) == (
+        b"<< /A << /D (specimen/sdet) /S /GoTo >> /Subtype /Link >>"
+        b"<< /A << /S /URI /URI (https://example.org/elsewhere) >> /Subtype /Link >>"
+        b"<<  /Subtype /Link >>"
     )
 
 
@@ -24,7 +46,7 @@ def test_a_specimen_and_a_page_of_the_compendium_never_share_a_destination():
         b"<< /A << /S /URI /Type /Action /URI (specimen:index) >> /Subtype /Link >>"
         b"<< /A << /S /URI /Type /Action /URI (matter:index) >> /Subtype /Link >>"
     )
-    assert _retarget_links(body, {"specimen/index": 3, "matter/index": 9}) == (
+    assert _go_to_actions(body, set()) == (
         b"<< /A << /D (specimen/index) /S /GoTo >> /Subtype /Link >>"
         b"<< /A << /D (matter/index) /S /GoTo >> /Subtype /Link >>"
     )
@@ -32,4 +54,4 @@ def test_a_specimen_and_a_page_of_the_compendium_never_share_a_destination():
 
 def test_an_internal_link_written_another_way_is_never_shipped():
     with pytest.raises(RuntimeError, match="unrecognised internal link"):
-        _retarget_links(b"<< /A << /URI (specimen:sdet) /S /URI >> >>", {"specimen/sdet": 7})
+        _go_to_actions(b"<< /A << /URI (specimen:sdet) /S /URI >> >>", set())

@@ -342,8 +342,9 @@ def test_the_contents_name_the_records_left_out(layout):
 
     entries = list(load_catalog(RECORDS))[:3]
     matter = Matter.of(entries, Config(layout=layout), left_out=("broken.yaml", "a-b.yml"))
-    plan = plan_pages([entry.slug for entry in entries], duplex=False)
-    _, pdf = lay_out_run(matter, plan, ("contents.html.j2", 0, len(entries)))
+    [run] = matter.contents_runs()
+    _, typeset = lay_out_run(matter.config, run)
+    pdf = typeset.pdf
     assert "Not bound: 2 record(s) with problems: a-b.yml, broken.yaml" in pdfs.text(pdf)
     with pikepdf.open(io.BytesIO(pdf)) as document:
         uris = {str(a.A.URI) for a in document.pages[0].Annots if "/A" in a}
@@ -406,17 +407,40 @@ def test_a_catalog_change_renders_only_new_or_changed_dossiers_and_restamps_ever
     assert first.rendered == len(list(records.glob("*.yaml")))
     apply, renders = CHANGES[change]
     apply(records)
-    catalog = load_catalog(records)
+    catalog = list(load_catalog(records))
     again = build_compendium(catalog, CONFIG, tmp_path / "b.pdf", builder)
     assert again.rendered == renders
+    _assert_numbered_right((tmp_path / "b.pdf").read_bytes(), catalog)
+
+
+def test_binding_the_same_records_in_another_order_renders_nothing(tmp_path):
+    records = small_catalog(tmp_path)
+    shutil.copy(RECORDS / "sdet.yaml", records)
+    builder = Builder(tmp_path / "cache", workers=1)
+    catalog = list(load_catalog(records))
+    build_compendium(catalog, CONFIG, tmp_path / "a.pdf", builder)
+    reordered = catalog[::-1]
+    again = build_compendium(reordered, CONFIG, tmp_path / "b.pdf", builder)
+    assert again.rendered == 0
     pdf = (tmp_path / "b.pdf").read_bytes()
+    pages = dossier_page_of(page_texts(pdf))
+    assert sorted(pages, key=pages.get) == [entry.slug for entry in reordered]
+    _assert_numbered_right(pdf, reordered)
+
+
+def _assert_numbered_right(pdf: bytes, catalog) -> None:
+    """Every footer, cross-reference and contents entry names the page it is on now."""
     assert _footers(pdf) == _expected_footers(pdf)
     texts = page_texts(pdf)
     pages = dossier_page_of(texts)
-    assert set(pages) == set(catalog.entries)
+    assert {entry.slug for entry in catalog} == set(pages)
+    front = min(pages.values()) - 1
     for entry in catalog:  # each cross-reference names the page its target is on now
         text = texts[pages[entry.slug] - 1]
         shown = sorted(int(page) for page in re.findall(r"→ p\. (\d+)", text))
-        front = min(pages.values()) - 1
         bound = [r.target for r in entry.record.related if r.target in pages]
         assert shown == sorted(pages[target] - front for target in bound), entry.slug
+    contents = texts[1]
+    for entry in catalog:
+        listed = re.search(re.escape(entry.record.title) + r"[ .]*(\d+)\n", contents)
+        assert int(listed[1]) == pages[entry.slug] - front, entry.slug

@@ -188,10 +188,12 @@ def test_import_never_overwrites_and_render_never_deletes(tmp_path, out):
 
 
 def _rendered_entries(cache: Path) -> dict[Path, int]:
+    """The cache's rendered dossiers (file -> time written): the entries holding two PDFs, the
+    page with its slots open and the copy printed alone."""
     found = {}
     for path in cache.rglob("*.cache"):
         with contextlib.suppress(OSError):
-            if b"\n%PDF" in path.read_bytes()[:120]:
+            if path.read_bytes().count(b"%PDF-") == 2:
                 found[path] = path.stat().st_mtime_ns
     return found
 
@@ -210,7 +212,7 @@ def test_a_build_killed_midway_leaves_only_complete_files_and_the_next_one_reuse
     build.send_signal(signal.SIGKILL)
     build.wait()
     kept = _rendered_entries(out / ".cache")
-    assert 2 <= len(kept) < 8, "the build was not killed midway"
+    assert 2 <= len(kept) < 4, "the build was not killed midway"
     for path in [*(out / "dossiers").glob("*.pdf"), *out.glob("*.pdf")]:
         with pikepdf.open(path):  # whatever is there is complete
             pass

@@ -8,7 +8,7 @@ GLYPHS = {**DIGITS, " ": (3, 600.0), "/": (4, 600.0)}
 
 def folio(align: str) -> Slot:
     advance = 600.0 * len(placeholder("{page} / {total}"))
-    return Slot(FOLIO, "{page} / {total}", align, 1, advance, GLYPHS, (0, 0, 1, 1))
+    return Slot(FOLIO, "{page} / {total}", align, 0, 1, advance, GLYPHS, (0, 0, 1, 1))
 
 
 def test_a_stamp_keeps_the_placeholders_advance_and_aligns_within_it():
