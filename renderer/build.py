@@ -118,10 +118,6 @@ class Builder:
         finally:
             self._session = None
 
-    def run(self, jobs: list[DossierJob]) -> Run:
-        with self.session() as session:
-            return session.run(jobs)
-
 
 @dataclass
 class Session:
@@ -130,24 +126,22 @@ class Session:
     builder: Builder
     workers: Workers
 
-    def run(self, jobs: list[DossierJob]) -> Run:
-        """Render the jobs the cache does not hold; every result is then in the cache."""
-        return self.start(jobs).finish()
-
     def start(self, jobs: list[DossierJob]) -> Pending:
-        """Send the jobs the cache does not hold to the workers, and return at once."""
+        """Send the jobs the cache does not hold to the workers, and return at once (an entry
+        is only looked for here; one that cannot be read is rendered when it is asked for)."""
         builder, fingerprints, keys = self.builder, {}, []
         for job in jobs:
             layout = job.config.layout
             if layout not in fingerprints:
                 fingerprints[layout] = builder.fingerprint(job.config)
             keys.append(job.key(fingerprints[layout]))
-        missing = {
-            key: job for key, job in zip(keys, jobs, strict=True) if builder.cache.get(key) is None
+        jobs_by_key = dict(zip(keys, jobs, strict=True))
+        futures = {
+            key: self.workers.submit(render_job, job)
+            for key, job in jobs_by_key.items()
+            if not builder.cache.has(key)
         }
-        futures = {key: self.workers.submit(render_job, job) for key, job in missing.items()}
-        slugs = {key: job.record.slug for key, job in missing.items()}
-        return Pending(self, keys, futures, slugs)
+        return Pending(self, keys, futures, jobs_by_key)
 
     def report(self, done: int, total: int) -> None:
         if self.builder.progress is not None:
@@ -161,8 +155,8 @@ class Pending:
     the one job it needs. `finish()` waits for the rest and reports what failed.
     """
 
-    def __init__(self, session: Session, keys: list[str], futures: dict[str, object], slugs):
-        self.session, self.keys, self.futures, self.slugs = session, keys, futures, slugs
+    def __init__(self, session: Session, keys: list[str], futures: dict[str, object], jobs):
+        self.session, self.keys, self.futures, self.jobs = session, keys, futures, jobs
         self.rendered, self.problems = len(futures), []
         self._done = len(keys) - len(futures)
         session.report(self._done, len(keys))
@@ -175,7 +169,13 @@ class Pending:
         """The job's dossier; None when it failed (its problems are kept for `finish`)."""
         future = self.futures.pop(key, None)
         if future is None:
-            return self.session.builder.typeset(key)
+            typeset = self.session.builder.typeset(key)
+            if typeset is not None:
+                return typeset
+            # damaged, or removed since start(): rendered again now
+            future = self.session.workers.submit(render_job, self.jobs[key])
+            self.rendered += 1
+            self._done -= 1  # counted as done when it was found
         data = self._store(key, *self._outcome(key, future))
         return Typeset.loads(data) if data is not None else None
 
@@ -194,7 +194,7 @@ class Pending:
             return future.result()
         except Exception:
             message = "not rendered: its worker process stopped unexpectedly"
-            return None, [Problem(self.slugs[key], None, "", message)]
+            return None, [Problem(self.jobs[key].record.slug, None, "", message)]
 
     def _store(self, key: str, data: bytes | None, problems: list[Problem]) -> bytes | None:
         self.problems += problems
@@ -228,15 +228,17 @@ def render_dossiers(
         else:
             ready.append(entry)
     jobs = [DossierJob(e.record, config, variant=variant, source=e.path) for e in ready]
-    run = builder.run(jobs)
-    for entry, key in zip(ready, run.keys, strict=True):
-        typeset = builder.typeset(key)
-        if typeset is None:
-            continue
-        try:
-            _write_outputs(typeset.single, _outputs(out, entry.slug, png_dpi), png_dpi, echo)
-        except InvalidInput as error:  # this output cannot be written; the others still can
-            problems += error.problems
+    with builder.session() as session:
+        pending = session.start(jobs)
+        for entry, key in zip(ready, pending.keys, strict=True):
+            typeset = pending.typeset(key)  # written as soon as it is there
+            if typeset is None:  # failed: its problems are in the run's report
+                continue
+            try:
+                _write_outputs(typeset.single, _outputs(out, entry.slug, png_dpi), png_dpi, echo)
+            except InvalidInput as error:  # this output cannot be written; the others still can
+                problems += error.problems
+        run = pending.finish()
     problems += at_files(run.problems, {entry.slug: str(entry.path) for entry in ready})
     return problems
 

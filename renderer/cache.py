@@ -100,6 +100,13 @@ class RenderCache:
             return None
         return body
 
+    def has(self, key: str) -> bool:
+        """Whether there is an entry (a regular file) for the key; it is not read, so it may
+        still turn out damaged when it is."""
+        with contextlib.suppress(OSError):
+            return stat.S_ISREG(self.path(key).stat().st_mode)
+        return False
+
     def remove_dead_temporaries(self) -> None:
         """What killed commands left half-written in the entry folders (each is otherwise
         tidied only when something is next written into it); nothing else is looked at."""

@@ -94,12 +94,15 @@ def gather_attachments(
     compendium when a catalog is given."""
     from .compendium import build_compendium
 
-    run = builder.run([DossierJob(entry.record, config) for entry in entries])
+    with builder.session() as session:
+        pending = session.start([DossierJob(entry.record, config) for entry in entries])
+        typesets = [pending.typeset(key) for key in pending.keys]
+        run = pending.finish()
     if run.problems:
         raise InvalidInput(run.problems)
     files = [
-        Attachment(f"{entry.slug}.pdf", builder.typeset(key).single)
-        for entry, key in zip(entries, run.keys, strict=True)
+        Attachment(f"{entry.slug}.pdf", typeset.single)
+        for entry, typeset in zip(entries, typesets, strict=True)
     ]
     if compendium is not None:
         with tempfile.TemporaryDirectory(prefix="dossier-mail-") as scratch:

@@ -286,3 +286,23 @@ def test_after_a_worker_died_later_jobs_go_to_new_workers(tmp_path):
         time.sleep(0.5)  # the pool learns of it and is broken from then on
         again = session.workers.call(os.getpid)
     assert again != victim and not psutil.pid_exists(again)
+
+
+def test_an_entry_damaged_after_the_jobs_started_is_rendered_again_when_asked_for(tmp_path):
+    from renderer.build import Builder, DossierJob
+    from renderer.config import Config
+    from renderer.records import load_record
+
+    builder = Builder(tmp_path / "cache", workers=1)
+    job = DossierJob(load_record(SEED_YAML).record, Config())
+    with builder.session() as session:
+        first = session.start([job])
+        expected = first.typeset(first.keys[0]).single
+        first.finish()
+        again = session.start([job])  # the entry is there: nothing is sent to a worker
+        assert again.rendered == 0
+        entry = builder.cache.path(again.keys[0])
+        entry.write_bytes(entry.read_bytes()[:-10])
+        assert again.typeset(again.keys[0]).single == expected
+        run = again.finish()
+    assert (run.rendered, run.problems) == (1, [])

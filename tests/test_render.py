@@ -94,6 +94,25 @@ def test_pdf_ua_is_tagged(seed):
         assert document.Root.MarkInfo.Marked
 
 
+def test_a_stamped_page_number_is_tagged_text_in_pdf_ua(seed):
+    """The stamp replaces only the placeholder's text-showing operator, so it stays inside the
+    marked content (and so the structure element) that WeasyPrint tagged the slot with."""
+    rendered = render_dossier_report(seed, CONFIG, variant="pdf/ua-1")
+    folio = next(slot for slot in rendered.typeset.slots if slot.name == "folio")
+    with pikepdf.open(io.BytesIO(rendered.typeset.single)) as document:
+        page = document.pages[0]
+        content = page.Contents.read_bytes()
+        at = content.find(folio.stamp({"page": 1, "total": 1}))
+        assert at > 0
+        opened = content.rfind(b"BDC\n", 0, at)
+        assert content.rfind(b"EMC\n", 0, at) < opened  # inside the marked content
+        mcid = int(re.findall(rb"/MCID (\d+)", content[:opened])[-1])
+        nums = document.Root.StructTreeRoot.ParentTree.Nums
+        marked = dict(zip(nums[::2], nums[1::2], strict=True))[page.StructParents]
+        assert marked[mcid].S == "/Span"
+    assert "1 / 1 · Case" in pdfs.text(rendered.typeset.single)
+
+
 def test_markup_in_records_is_printed_as_text(seed):
     hostile = '<script>alert(1)</script><img src="file:///etc/passwd"> url(file:///x)'
     record = seed.model_copy(update={"question": hostile + "?"})
