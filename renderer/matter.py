@@ -224,10 +224,11 @@ class MatterPages:
         versos = len(plan_pages(slugs, duplex).blanks)
         self.blanks = matter.blanks(1 + versos) if duplex else None
         runs = [*self.contents, *self.index, self.cover, *([self.blanks] if duplex else [])]
-        self.futures = {
-            run.key(inputs): workers.submit(lay_out_run, matter.config, run)
-            for run in runs
-            if self.cache.get(run.key(inputs)) is None
+        keys = [run.key(inputs) for run in runs]
+        self.futures = {  # an entry is only looked for here, as the dossiers' are
+            key: workers.submit(lay_out_run, matter.config, run)
+            for key, run in zip(keys, runs, strict=True)
+            if not cache.has(key)
         }
 
     def pages(self) -> tuple[PagePlan, Parts]:
