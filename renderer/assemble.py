@@ -30,7 +30,7 @@ from .fontmerge import FaceMerger, FaceReader, FaceUse
 from .slots import Slot, Typeset, Values
 
 OBJECTS_PER_STREAM = 200
-PREPARED_FORMAT = 4
+PREPARED_FORMAT = 5
 ASSEMBLY_MODULES = ("assemble", "fontmerge", "slots")  # the code a prepared source depends on
 # specimen:<slug> (written by the dossiers' context) and matter:<page>, the compendium's own pages
 LINK_SCHEMES = SPECIMEN, MATTER = (INTERNAL_SCHEME.removesuffix(":"), "matter")
@@ -66,16 +66,20 @@ def destination(scheme: str, name: str) -> str:
 class Prepared:
     """One source PDF's objects with local numbers, ready to be appended to any output.
 
-    Local numbers 0..pages-1 are its pages, in order; the others follow. A reference to a shared
-    font face is written as the negative number -(1 + its index in `faces`). The streams of its
-    slots are not among the objects: they are written, stamped, when the source is added. Its
-    internal links are already go-to actions to the named destinations in `targets`.
+    An object's body is a template: each reference is `%d 0 R`, filled in with the output's
+    number for the local number in `references` (any other `%` is doubled), so that appending
+    it is one bytes formatting, not a parse. Local numbers 0..pages-1 are its pages, in order;
+    the others follow. A shared font face is the negative number -(1 + its index in `faces`).
+    The streams of its slots are not among the objects: they are written, stamped, when the
+    source is added. Its internal links are already go-to actions to the named destinations
+    in `targets`.
     Preparing (reading the PDF with qpdf) is most of the work of assembly, so prepared sources
     are cached.
     """
 
     pages: int
-    objects: list[tuple[int, bytes, bytes | None]]  # local number, body, stream data
+    objects: list[tuple[int, bytes, tuple[int, ...], bytes | None]]  # local number, template,
+    # references, stream data
     faces: list[tuple[str, FaceUse]]
     stamps: list[tuple[int, tuple]] = field(default_factory=list)  # local number, Slot fields
     targets: list[str] = field(default_factory=list)
@@ -138,14 +142,14 @@ class Preparer:
                 if isinstance(obj, pikepdf.Stream):
                     data = obj.read_raw_bytes()
                     del obj.stream_dict["/Length"]  # written anew with the data
-                body = self._renumbered(obj, source, numbers, queue, faces)
-                if data is None and any(uri in body for uri in INTERNAL_URIS):
-                    body = _go_to_actions(body, targets)
-                objects.append((numbers[obj.objgen], body, data))
+                template, references = self._template(obj, source, numbers, queue, faces)
+                if data is None and any(uri in template for uri in INTERNAL_URIS):
+                    template = _go_to_actions(template, targets)
+                objects.append((numbers[obj.objgen], template, references, data))
         return Prepared(pages, objects, list(faces.items()), stamps, sorted(targets))
 
-    def _renumbered(self, obj, source, numbers, queue, faces) -> bytes:
-        """The object as qpdf writes it, with every reference renumbered locally.
+    def _template(self, obj, source, numbers, queue, faces) -> tuple[bytes, tuple[int, ...]]:
+        """The object as qpdf writes it, as a template (`Prepared`) and its local references.
 
         qpdf's own unparse does the walk in C++; only the references are rewritten here. The
         source is discarded afterwards, so its objects may be changed on the way.
@@ -155,14 +159,20 @@ class Preparer:
         if is_page:
             del obj["/Parent"]  # every page hangs from the output's one page tree
 
+        references = []
+
         def renumber(match: re.Match) -> bytes:
             if match[1] is None:  # a string: kept as it is
                 return match[0]
             target = source.get_object(int(match[1]), int(match[2]))
-            return b"%d 0 R" % self._local(target, numbers, queue, faces)
+            references.append(self._local(target, numbers, queue, faces))
+            return b"%d 0 R"
 
-        body = TOKENS.sub(renumber, dictionary.unparse(resolved=True))
-        return body[:-2] + b"/Parent 2 0 R>>" if is_page else body
+        escaped = dictionary.unparse(resolved=True).replace(b"%", b"%%")
+        template = TOKENS.sub(renumber, escaped)
+        if is_page:  # the output's page tree, a number that is not relocated
+            template = template[:-2] + b"/Parent 2 0 R>>"
+        return template, tuple(references)
 
     def _local(self, obj, numbers, queue, faces) -> int:
         use = self.fonts.use(obj)
@@ -230,17 +240,12 @@ class Assembler:
                 numbers[local] = self._allocate()
             return numbers[local]
 
-        def relocate(match: re.Match) -> bytes:
-            if match[1] is None:  # a string: kept as it is
-                return match[0]
-            return b"%d 0 R" % number_of(int(match[1]))
-
         for local, fields in source.stamps:
             slot = Slot(*fields)
             self._write_stream(number_of(local), b"<<>>", slot.stamp(values(slot.name)))
         unbound = {name for name in source.targets if name not in destinations}
-        for local, body, data in source.objects:
-            body = TOKENS.sub(relocate, body)
+        for local, template, references, data in source.objects:
+            body = template % tuple(map(number_of, references))
             if data is not None:
                 self._write_stream(number_of(local), body, data)
                 continue
@@ -376,7 +381,7 @@ class Assembler:
         offset = self.stream.tell()
         self.offsets[number] = (1, offset, 0)
         rows[number] = b"\x01" + offset.to_bytes(4, "big") + b"\x00\x00"
-        data = zlib.compress(b"".join(rows), 9)
+        data = zlib.compress(b"".join(rows), 6)
         self._write(
             b"%d 0 obj\n<</Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Info %d 0 R"
             b" /ID [<%s> <%s>] /Filter /FlateDecode /Length %d>>\nstream\n"
@@ -393,7 +398,7 @@ def _go_to_actions(body: bytes, targets: set[str]) -> bytes:
     def go_to(match: re.Match) -> bytes:
         name = destination(match[1].decode(), match[2].decode())
         targets.add(name)
-        return b"/A << /D %s /S /GoTo >>" % pikepdf.String(name).unparse()
+        return b"/A << /D %s /S /GoTo >>" % pikepdf.String(name).unparse().replace(b"%", b"%%")
 
     retargeted = INTERNAL_ACTION.sub(go_to, body)
     if any(uri in retargeted for uri in INTERNAL_URIS):  # written in a way unknown here

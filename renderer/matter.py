@@ -30,9 +30,12 @@ CONTENTS, INDEX_TEMPLATE, COVER, BLANK = (
 )  # fmt: skip
 # Contents and index entries are laid out in runs, in parallel. A run ends after an entry whose
 # key hashes to a multiple of RUN_SIZE (content-defined, as in rsync): adding or removing an
-# entry changes only its own run, so only that run is laid out again.
-RUN_SIZE = 100
-MIN_RUN, MAX_RUN = RUN_SIZE // 4, 3 * RUN_SIZE
+# entry changes only its own run, so only that run is laid out again. A run that reaches MAX_RUN
+# without such an entry ends at its last entry whose hash is a multiple of BACKUP_SIZE (the
+# "two divisors" of TTTD chunking), so that the cut stays content-defined and a change does not
+# shift every cut after it.
+RUN_SIZE, BACKUP_SIZE = 100, 25
+MIN_RUN, MAX_RUN = RUN_SIZE // 4, 2 * RUN_SIZE
 
 
 @dataclass(frozen=True)
@@ -142,18 +145,29 @@ class Matter:
 
 
 def content_defined_runs(keys: list[str]) -> list[tuple[int, int]]:
-    """(start, stop) of each run of entries: a run ends after an entry whose key's hash is a
-    multiple of RUN_SIZE, once it holds MIN_RUN entries, or when it holds MAX_RUN."""
+    """(start, stop) of each run of entries, in order (one empty run when there are none)."""
+    hashes = [int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") for key in keys]
     runs, start = [], 0
-    for position, key in enumerate(keys):
-        length = position + 1 - start
-        ends = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % RUN_SIZE == 0
-        if (ends and length >= MIN_RUN) or length >= MAX_RUN:
-            runs.append((start, position + 1))
-            start = position + 1
-    if start < len(keys) or not keys:
-        runs.append((start, len(keys)))
-    return runs
+    while start < len(keys):
+        stop = _run_end(hashes, start)
+        runs.append((start, stop))
+        start = stop
+    return runs or [(0, 0)]
+
+
+def _run_end(hashes: list[int], start: int) -> int:
+    """A run ends after an entry whose hash is a multiple of RUN_SIZE, once it holds MIN_RUN
+    entries; at MAX_RUN entries, after its last entry whose hash is a multiple of BACKUP_SIZE,
+    or there; or with the last entry."""
+    backup = None
+    for position in range(start + MIN_RUN - 1, min(start + MAX_RUN, len(hashes))):
+        if hashes[position] % RUN_SIZE == 0:
+            return position + 1
+        if hashes[position] % BACKUP_SIZE == 0:
+            backup = position + 1
+    if start + MAX_RUN >= len(hashes):
+        return len(hashes)
+    return backup or start + MAX_RUN
 
 
 def lay_out_run(config: Config, run: Run) -> tuple[int, Typeset]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from .cache import cache_key
 from .glyphs import covered, describe, missing_glyphs
 from .inputfiles import read_bounded
-from .model import PATTERN_HINTS, Record
+from .model import KNOWN_VALID, PATTERN_HINTS, Record
 from .problems import InvalidInput, Problem, Severity, errors_in
 from .yamlsource import Location, YamlDocument, YamlProblem, decode, nearest_line, parse
 
@@ -119,7 +119,7 @@ def _thaw(data: bytes | None, path: Path) -> Entry | None:
     lines, _, record = data.partition(b"\n")
     try:
         located = {tuple(row[:-1]): row[-1] for row in json.loads(lines)}
-        return Entry(Record.model_validate_json(record), path, located)
+        return Entry(Record.model_validate_json(record, context={KNOWN_VALID: True}), path, located)
     except ValueError:  # not what this code writes: parse the file again
         return None
 

@@ -1,10 +1,21 @@
+import io
+
+import pikepdf
 import pytest
 
-from renderer.assemble import Prepared, _go_to_actions, _unbound_links
+from renderer.assemble import (
+    Assembler,
+    OutlineEntry,
+    Prepared,
+    _go_to_actions,
+    _unbound_links,
+    page_destination,
+)
 
 
 def test_a_prepared_source_survives_the_cache_and_refuses_garbage():
-    prepared = Prepared(1, [(0, b"<< /Type /Page >>", None), (1, b"<< >>", b"data")], [])
+    objects = [(0, b"<< /Type /Page /Resources %d 0 R >>", (1,), None), (1, b"<< >>", (), b"data")]
+    prepared = Prepared(1, objects, [])
     assert Prepared.loads(prepared.dumps()) == prepared
     assert Prepared.loads(b"not marshal data") is None
 
@@ -55,3 +66,31 @@ def test_a_specimen_and_a_page_of_the_compendium_never_share_a_destination():
 def test_an_internal_link_written_another_way_is_never_shipped():
     with pytest.raises(RuntimeError, match="unrecognised internal link"):
         _go_to_actions(b"<< /A << /URI (specimen:sdet) /S /URI >> >>", set())
+
+
+def two_page_pdf(note: str) -> bytes:
+    """Pages that share a resource object, and a string with a percent sign in it."""
+    pdf = pikepdf.new()
+    shared = pdf.make_indirect(pikepdf.Dictionary(Note=pikepdf.String(note)))
+    for _ in range(2):
+        pdf.add_blank_page()
+        pdf.pages[-1].obj.Shared = shared
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    return buffer.getvalue()
+
+
+def test_assembled_pages_keep_their_references_strings_and_one_page_tree(tmp_path):
+    out = tmp_path / "out.pdf"
+    with out.open("wb") as stream:
+        assembler = Assembler(stream, 4, [])
+        assembler.add(two_page_pdf("100% (of 2 0 R) %d"), {})
+        assembler.add(two_page_pdf("other"), {})
+        assembler.finish([OutlineEntry("Start", page_destination(1))], {})
+    with pikepdf.open(out) as result:
+        tree = result.Root.Pages.objgen
+        assert [page.obj.Parent.objgen for page in result.pages] == [tree] * 4
+        notes = [str(page.obj.Shared.Note) for page in result.pages]
+        assert notes == ["100% (of 2 0 R) %d"] * 2 + ["other"] * 2
+        assert result.pages[0].obj.Shared.objgen == result.pages[1].obj.Shared.objgen
+        assert result.pages[0].obj.Shared.objgen != result.pages[2].obj.Shared.objgen

@@ -1,3 +1,4 @@
+import hashlib
 import shutil
 from dataclasses import replace
 from itertools import pairwise
@@ -10,6 +11,7 @@ from renderer.layouts import Layout
 from renderer.matter import (
     MAX_RUN,
     MIN_RUN,
+    RUN_SIZE,
     Matter,
     MatterPages,
     content_defined_runs,
@@ -19,6 +21,14 @@ from renderer.problems import InvalidInput
 from renderer.slots import Typeset
 
 KEYS = [f"specimen-{number:04d}" for number in range(2000)]
+
+
+def hashed(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
+# a catalog in which no entry ends a run of itself: every run is cut at its longest
+UNCUT_KEYS = [key for key in (f"alias-{n:05d}" for n in range(3000)) if hashed(key) % RUN_SIZE]
 
 
 def runs_of(keys: list[str]) -> set[tuple[str, ...]]:
@@ -41,6 +51,15 @@ def test_an_entry_added_or_removed_changes_only_the_runs_around_it(position):
     assert len(added - before) <= 2 and len(before - added) <= 2
     removed = runs_of(KEYS[:position] + KEYS[position + 1 :])
     assert len(removed - before) <= 2 and len(before - removed) <= 2
+
+
+@pytest.mark.parametrize("position", [0, 1, 500])
+def test_runs_cut_at_their_longest_do_not_shift_every_cut_after_a_change(position):
+    before = runs_of(UNCUT_KEYS)
+    assert max(len(run) for run in before) <= MAX_RUN
+    added = runs_of([*UNCUT_KEYS[:position], "aardvark", *UNCUT_KEYS[position:]])
+    removed = runs_of(UNCUT_KEYS[:position] + UNCUT_KEYS[position + 1 :])
+    assert len(added - before) <= 3 and len(removed - before) <= 3
 
 
 class CountingWorkers:
