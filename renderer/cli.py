@@ -118,7 +118,7 @@ def check(records_dir: Path, config_path: Path | None, strict: bool) -> None:
     from .records import check_catalog
 
     config = load_config(config_path)
-    entries, problems = check_catalog(records_dir)
+    entries, problems = check_catalog(records_dir, layout_name=config.layout)
     problems = layout_problems(config.layout) + problems
     show_problems(problems)
     errors = [p for p in problems if p.is_error or strict]
@@ -315,7 +315,7 @@ def render(
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet)
     with one_at_a_time(cache_dir), builder.session():  # a worker starts while records load
-        selection = select_records(records_dir, targets, store=builder.cache)
+        selection = select_records(records_dir, targets, builder.cache, config.layout)
         failed = render_dossiers(selection.entries, config, out, builder, variant=pdf_variant,
                                  echo=click.echo, png_dpi=dpi if png else None)  # fmt: skip
     selection = selection.without(failed)
@@ -365,7 +365,7 @@ def compendium(
     config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
     with one_at_a_time(cache_dir), builder.session():  # a worker starts while records load
-        selection = select_catalog(records_dir, store=builder.cache)
+        selection = select_catalog(records_dir, store=builder.cache, layout_name=config.layout)
         show_problems(selection.warnings)
         binding = bind_selection(selection, config, out, builder, duplex=duplex,
                                  keep_going=keep_going)  # fmt: skip
@@ -427,7 +427,9 @@ def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet,
     replaceable(out / "compendium.pdf")  # a FIFO or device there is refused before rendering
     # one set of workers for both steps; one starts while the records load
     with one_at_a_time(out / ".cache"), builder.session():
-        selection = select_catalog(records_dir, strict=strict, store=builder.cache)
+        selection = select_catalog(
+            records_dir, strict=strict, store=builder.cache, layout_name=config.layout
+        )
         show_problems(selection.warnings)
         failed = render_dossiers(selection.entries, config, out / "dossiers", builder,
                                  echo=click.echo)  # fmt: skip
@@ -538,8 +540,14 @@ def mail(
         server = smtp.smtp_server(config.mail.smtp, os.environ, smtp_address, insecure)
     builder = make_builder(cache_dir, jobs, quiet)
     with one_at_a_time(cache_dir), builder.session():
-        entries = select_entries(records_dir, targets, store=builder.cache) if targets else []
-        catalog = load_catalog(records_dir, store=builder.cache) if with_compendium else None
+        entries = (
+            select_entries(records_dir, targets, builder.cache, config.layout) if targets else []
+        )
+        catalog = (
+            load_catalog(records_dir, store=builder.cache, layout_name=config.layout)
+            if with_compendium
+            else None
+        )
         records = [entry.record for entry in entries]
         subject = subject or post.default_subject(records, with_compendium, len(catalog or ()))
         groups = [[address] for address in addresses] if each else [addresses]

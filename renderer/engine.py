@@ -5,8 +5,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from .layouts import FONTS_CONF
+
+# Before WeasyPrint loads fontconfig: the bundled fonts are the only ones it can find, so that a
+# character none of them has prints as a box that `check` warned about, never in a font of this
+# machine that the PDF would then depend on.
+os.environ["FONTCONFIG_FILE"] = str(FONTS_CONF)
 
 import weasyprint
 from weasyprint.text.fonts import FontConfiguration

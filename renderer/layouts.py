@@ -23,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYOUTS_DIR = PROJECT_ROOT / "layouts"
 FONTS_DIR = PROJECT_ROOT / "fonts"
 FONTS_CSS = FONTS_DIR / "fonts.css"
+FONTS_CONF = FONTS_DIR / "fonts.conf"  # the only fonts fontconfig sees: the bundled ones
 DOSSIER_TEMPLATE = "dossier.html.j2"
 SETTINGS_FILE = "layout.toml"
 # characters of record text one page holds at type scale 1; a layout's layout.toml may say

@@ -23,7 +23,7 @@ import markupsafe
 
 from .config import Config
 from .context import INTERNAL_SCHEME, PAPER_SIZES, single_link
-from .layouts import FONTS_DIR, Layout, guess_type, is_allowed_file
+from .layouts import DEFAULT_LAYOUT, FONTS_DIR, Layout, guess_type, is_allowed_file
 from .problems import InvalidInput, Problem, at_files
 from .records import Entry, check_catalog, record_paths
 
@@ -121,7 +121,8 @@ class Preview:
             layout, config_problems = Layout.find(config.layout), []
         except InvalidInput as error:
             config, layout, config_problems = None, None, error.problems
-        entries, problems = check_catalog(self.records_dir, self._parsed)
+        layout_name = config.layout if config is not None else DEFAULT_LAYOUT
+        entries, problems = check_catalog(self.records_dir, self._parsed, layout_name)
         folder = self.records_dir
         return Snapshot(
             generation=generation,
@@ -136,11 +137,11 @@ class Preview:
     @staticmethod
     def _forget_layouts() -> None:
         """A layout or font file changed: drop what was loaded from them."""
-        from .glyphs import covered
+        from .glyphs import forget_fonts
         from .render import engine_for
 
         engine_for.cache_clear()
-        covered.cache_clear()
+        forget_fonts()
 
     def watched_paths(self, config_path: Path | None) -> list[Path]:
         """The folders to watch: the config's own, since editors save a file by writing a new

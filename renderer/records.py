@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from .cache import cache_key
 from .glyphs import covered, describe, missing_glyphs
 from .inputfiles import read_bounded
+from .layouts import DEFAULT_LAYOUT
 from .model import KNOWN_VALID, PATTERN_HINTS, Record
 from .problems import InvalidInput, Problem, Severity, errors_in
 from .yamlsource import Location, YamlDocument, YamlProblem, decode, nearest_line, parse
@@ -237,8 +238,11 @@ def record_paths(directory: Path) -> list[Path]:
     )
 
 
-def check_catalog(directory: Path, store: Store | None = None) -> tuple[list[Entry], list[Problem]]:
-    """Every record of a folder that is valid, and every problem in the folder."""
+def check_catalog(
+    directory: Path, store: Store | None = None, layout_name: str = DEFAULT_LAYOUT
+) -> tuple[list[Entry], list[Problem]]:
+    """Every record of a folder that is valid, and every problem in the folder (text that layout
+    `layout_name` cannot print among them)."""
     if not directory.is_dir():
         return [], [Problem(str(directory), None, "", "records folder not found")]
     paths = record_paths(directory)
@@ -252,14 +256,16 @@ def check_catalog(directory: Path, store: Store | None = None) -> tuple[list[Ent
         if entry is not None:
             entries.append(entry)
     # an invalid record is still in the catalog: links to it are not "outside" links
-    problems += _catalog_problems(entries, {path.stem for path in paths})
+    problems += _catalog_problems(entries, {path.stem for path in paths}, layout_name)
     return entries, sorted(problems, key=Problem.sort_key)
 
 
-def _catalog_problems(entries: list[Entry], file_slugs: set[str]) -> list[Problem]:
+def _catalog_problems(
+    entries: list[Entry], file_slugs: set[str], layout_name: str
+) -> list[Problem]:
     """Problems between records (names, duplicate slugs, related links), and text that the
-    bundled fonts cannot print."""
-    problems = [problem for entry in entries for problem in _glyph_warnings(entry)]
+    layout's fonts cannot print."""
+    problems = [problem for entry in entries for problem in _glyph_warnings(entry, layout_name)]
     slug_counts = Counter(entry.slug for entry in entries)
     known = set(slug_counts) | file_slugs
     for entry in entries:
@@ -284,24 +290,30 @@ def _catalog_problems(entries: list[Entry], file_slugs: set[str]) -> list[Proble
     return problems
 
 
-def _glyph_warnings(entry: Entry) -> list[Problem]:
-    if set(entry.record.model_dump_json()) <= covered():  # the usual case, checked at once
+def _glyph_warnings(entry: Entry, layout_name: str) -> list[Problem]:
+    known = covered(layout_name)
+    if set(entry.record.model_dump_json()) <= known:  # the usual case, checked at once
         return []
+    data = entry.record.model_dump(mode="json", exclude_none=True)
     return [
-        Problem(str(entry.path), entry.line_of(at), field_path(at), describe(lacking),
+        Problem(str(entry.path), entry.line_of(at), field_path(at), describe(lacking, layout_name),
                 Severity.WARNING)
-        for at, lacking in missing_glyphs(entry.record.model_dump(mode="json", exclude_none=True))
+        for at, lacking in missing_glyphs(data, known)
     ]  # fmt: skip
 
 
 def load_catalog(
-    directory: str | Path = "records", *, strict: bool = False, store: Store | None = None
+    directory: str | Path = "records",
+    *,
+    strict: bool = False,
+    store: Store | None = None,
+    layout_name: str = DEFAULT_LAYOUT,
 ) -> Catalog:
     """The catalog of a folder; raises InvalidInput listing every error (and warning if strict).
 
     `store` (the build cache) keeps parsed records, so unchanged files are not parsed again.
     """
-    entries, problems = check_catalog(Path(directory), store)
+    entries, problems = check_catalog(Path(directory), store, layout_name)
     fatal = problems if strict else errors_in(problems)
     if fatal:
         raise InvalidInput(fatal)

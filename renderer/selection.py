@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
+from .layouts import DEFAULT_LAYOUT
 from .problems import InvalidInput, Problem, errors_in
 from .records import Entry, check_catalog, read_record, record_paths
 
@@ -31,10 +33,12 @@ class Selection:
         )
 
 
-def select_catalog(records_dir: Path, *, strict: bool = False, store=None) -> Selection:
-    """Every record of the folder that can be rendered; the others are left out, with their
-    problems (with `strict`, warnings leave a record out too)."""
-    entries, problems = check_catalog(records_dir, store)
+def select_catalog(
+    records_dir: Path, *, strict: bool = False, store=None, layout_name: str = DEFAULT_LAYOUT
+) -> Selection:
+    """Every record of the folder that can be rendered in layout `layout_name`; the others are
+    left out, with their problems (with `strict`, warnings leave a record out too)."""
+    entries, problems = check_catalog(records_dir, store, layout_name)
     failures = problems if strict else errors_in(problems)
     failing = {problem.path for problem in failures}
     kept = [entry for entry in entries if str(entry.path) not in failing]
@@ -45,11 +49,14 @@ def select_catalog(records_dir: Path, *, strict: bool = False, store=None) -> Se
     return Selection(kept, failures, warnings, left_out)
 
 
-def select_records(records_dir: Path, targets: tuple[str, ...], store=None) -> Selection:
+def select_records(
+    records_dir: Path, targets: tuple[str, ...], store=None, layout_name: str = DEFAULT_LAYOUT
+) -> Selection:
     """Records named by slug (in the catalog) or by path; every record when none are named."""
     paths = [Path(target) for target in targets if target.endswith((".yaml", ".yml"))]
     slugs = [target for target in targets if not target.endswith((".yaml", ".yml"))]
-    chosen = Selection([]) if targets else select_catalog(records_dir, store=store)
+    catalog = partial(select_catalog, records_dir, store=store, layout_name=layout_name)
+    chosen = Selection([]) if targets else catalog()
     for path in paths:
         entry, problems = read_record(path)
         if entry is None:
@@ -58,7 +65,7 @@ def select_records(records_dir: Path, targets: tuple[str, ...], store=None) -> S
         else:
             chosen = replace(chosen, entries=[*chosen.entries, entry])
     if slugs:
-        chosen = _by_slug(chosen, select_catalog(records_dir, store=store), slugs, records_dir)
+        chosen = _by_slug(chosen, catalog(), slugs, records_dir)
     return replace(chosen, failures=sorted(chosen.failures, key=Problem.sort_key))
 
 
@@ -84,10 +91,12 @@ def _by_slug(chosen: Selection, catalog: Selection, slugs: list[str], records_di
     )
 
 
-def select_entries(records_dir: Path, targets: tuple[str, ...], store=None) -> list[Entry]:
+def select_entries(
+    records_dir: Path, targets: tuple[str, ...], store=None, layout_name: str = DEFAULT_LAYOUT
+) -> list[Entry]:
     """Like select_records, for commands that need every record named: raises InvalidInput
     listing the problems of those that cannot be rendered."""
-    selection = select_records(records_dir, targets, store)
+    selection = select_records(records_dir, targets, store, layout_name)
     if selection.failures:
         raise InvalidInput(selection.failures)
     return selection.entries

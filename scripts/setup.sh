@@ -12,6 +12,10 @@ for library in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2
 done
 # the preview's browser test drives Debian's Chromium (with Playwright, not Playwright's browsers)
 if [ "${1:-}" = test ] && ! command -v chromium >/dev/null; then missing+=(chromium); fi
+# a system font the PDFs must never use, so that the tests can tell (fonts/fonts.conf)
+if [ "${1:-}" = test ] && [ ! -d /usr/share/fonts/truetype/dejavu ]; then
+    missing+=(fonts-dejavu-core)
+fi
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]} with apt-get" >&2
     apt-get update -qq

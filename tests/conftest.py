@@ -64,9 +64,24 @@ def no_weasyprint_warnings():
 
 
 @pytest.fixture(autouse=True)
-def weasyprint_stays_silent():
+def weasyprint_stays_silent(request):
+    if "weasyprint_warnings" in request.fixturenames:  # the test checks them itself
+        yield
+        return
     with no_weasyprint_warnings():
         yield
+
+
+@pytest.fixture
+def weasyprint_warnings():
+    """For a test that expects WeasyPrint to warn: the messages it logs, for the test to check."""
+    handler = _Collect()
+    logger = logging.getLogger("weasyprint")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
 
 
 SMALL_CATALOG = (SEED_SLUG, "sdet", "enterprise-architect", "lead-backend-data-procurement-analyst")

@@ -12,7 +12,7 @@ from pypdf import PdfReader
 
 from renderer.model import Record, money
 
-BUNDLED_FONT_PREFIXES = ("Courier-Prime", "Black-Ops-One", "IBM-Plex-Mono", "Oswald")
+BUNDLED_FONT_PREFIXES = ("Courier-Prime", "Black-Ops-One", "IBM-Plex-Mono", "Oswald", "Noto-Sans")
 LAYOUT_FONT_PREFIXES = {"memo": ("Archivo-Narrow",)}  # fonts a layout brings in its own folder
 
 

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from renderer.glyphs import covered
+from renderer.layouts import DEFAULT_LAYOUT
 from renderer.model import INVISIBLE
 from renderer.problems import InvalidInput
 from renderer.records import read_record, validate
@@ -134,11 +135,13 @@ TEXT = texts(st.one_of(HOSTILE, st.text(CHARACTERS, min_size=1, max_size=30)))
 # Only what the bundled fonts print: other text is a warning of `check`, and WeasyPrint's
 # warning about it fails any test.
 PRINTABLE = sorted(
-    character for character in covered() if not INVISIBLE.match(character) and character.strip()
+    character
+    for character in covered(DEFAULT_LAYOUT)
+    if not INVISIBLE.match(character) and character.strip()
 )
 PRINTABLE_TEXT = texts(
     st.one_of(
-        HOSTILE.filter(lambda text: set(text) <= covered()),
+        HOSTILE.filter(lambda text: set(text) <= covered(DEFAULT_LAYOUT)),
         st.text(st.sampled_from(PRINTABLE), min_size=1, max_size=30),
     )
 )

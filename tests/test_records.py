@@ -235,14 +235,25 @@ def test_a_raw_control_character_is_located(tmp_path, seed_yaml_text):
     ]
 
 
-def test_text_the_bundled_fonts_cannot_print_is_a_warning(tmp_path, seed_yaml_text):
-    text = edited(seed_yaml_text, "habitat:\n- ", "habitat:\n- 首席 ")
+def test_text_the_layouts_fonts_cannot_print_is_a_warning(tmp_path, seed_yaml_text):
+    text = edited(seed_yaml_text, "habitat:\n- ", "habitat:\n- 首席 مرحبا שלום Ελληνικά Кириллица ")
     problems = [p for p in problems_for(tmp_path, text) if "related" not in p]
     assert problems == [
-        f"{SEED_SLUG}.yaml:{line_of(text, 'habitat:')}: warning: habitat[0]: the bundled fonts have"
-        " no glyph for '首' U+9996, '席' U+5E2D (cjk unified ideograph-9996); they print with a"
-        " system font that has them, or as empty boxes"
+        f"{SEED_SLUG}.yaml:{line_of(text, 'habitat:')}: warning: habitat[0]: U+9996 '首',"
+        " U+5E2D '席' have no glyph in layout classified"
     ]
+
+
+def test_the_glyph_warning_names_the_layout_and_is_an_error_when_strict(tmp_path, seed_yaml_text):
+    path = tmp_path / f"{SEED_SLUG}.yaml"
+    path.write_text(edited(seed_yaml_text, "habitat:\n- ", "habitat:\n- 首 "), encoding="utf-8")
+    _, problems = check_catalog(tmp_path, layout_name="memo")
+    glyphs = [str(p) for p in problems if "glyph" in p.message]
+    assert glyphs == [f"{path}:{line_of(path.read_text(), 'habitat:')}: warning: habitat[0]:"
+                      " U+9996 '首' has no glyph in layout memo"]  # fmt: skip
+    with pytest.raises(InvalidInput) as raised:
+        load_catalog(tmp_path, strict=True, layout_name="memo")
+    assert glyphs[0] in [str(problem) for problem in raised.value.problems]
 
 
 def refusal(path: Path) -> list[str]:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
 
 import pikepdf
 import pytest
@@ -163,3 +165,42 @@ def test_body_text_is_never_under_6_5_pt_and_the_page_has_no_raster_images(seed)
         assert min(body) >= 6.49
         assert min(c["size"] for c in page.chars) >= 5.0
         assert page.images == []
+
+
+OTHER_SCRIPTS = "مرحبا بالعالم שלום עולם Ελληνικά Кириллица"  # CJK is not bundled: see test_glyphs
+
+
+def system_fonts(*pattern: str) -> str:
+    """What fontconfig finds with the machine's own configuration."""
+    environment = {key: value for key, value in os.environ.items() if key != "FONTCONFIG_FILE"}
+    return subprocess.run(
+        ["fc-list", *pattern], capture_output=True, text=True, check=True, env=environment
+    ).stdout
+
+
+def with_diagnosis(record: Record, prefix: str) -> Record:
+    flight_risk = record.flight_risk.model_copy(
+        update={"diagnosis": f"{prefix} {record.flight_risk.diagnosis}"}
+    )
+    return record.model_copy(update={"flight_risk": flight_risk})
+
+
+@pytest.mark.parametrize("layout_name", ["classified", "memo"])
+def test_other_scripts_print_in_bundled_faces_never_in_a_system_font(seed, layout_name):
+    assert "DejaVu" in system_fonts(), "the machine needs fonts that must not be used (setup.sh)"
+    pdf = render_dossier(with_diagnosis(seed, OTHER_SCRIPTS), Config(layout=layout_name))
+    names = pdfs.font_names(pdf)
+    allowed = pdfs.BUNDLED_FONT_PREFIXES + pdfs.LAYOUT_FONT_PREFIXES.get(layout_name, ())
+    assert all(name.startswith(allowed) for name in names), names
+    assert {"Noto-Sans", "Noto-Sans-Arabic", "Noto-Sans-Hebrew"} <= names
+    assert "Ελληνικά Кириллица" in pdfs.text(pdf)
+
+
+def test_a_character_no_bundled_face_has_is_a_box_never_a_system_font(seed, weasyprint_warnings):
+    assert "DejaVu" in system_fonts(":charset=2603"), "the machine needs a font with U+2603"
+    pdf = render_dossier(with_diagnosis(seed, "☃"), CONFIG)
+    names = pdfs.font_names(pdf)
+    assert all(name.startswith(pdfs.BUNDLED_FONT_PREFIXES) for name in names), names
+    assert weasyprint_warnings == [
+        '.notdef glyph rendered for Unicode string unsupported by fonts: "☃" (U+2603)'
+    ]

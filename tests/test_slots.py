@@ -54,7 +54,7 @@ def test_a_slot_printed_partly_in_another_font_is_a_fault_of_the_layout(tmp_path
     shutil.copytree(LAYOUTS_DIR / "classified", layout)
     template = layout / "dossier.html.j2"
     template.write_text(
-        template.read_text(encoding="utf-8").replace('"→ p. {page}"', '"★☃ p. {page}"'),
+        template.read_text(encoding="utf-8").replace('"→ p. {page}"', '"ש p. {page}"'),
         encoding="utf-8",
     )
     record = load_catalog(RECORDS)[SEED_SLUG].record
