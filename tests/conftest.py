@@ -51,16 +51,23 @@ class _Collect(logging.Handler):
 
 
 @contextlib.contextmanager
-def no_weasyprint_warnings():
-    """Fails when WeasyPrint logs a warning (its logger is silent unless a handler is attached)."""
+def weasyprint_messages():
+    """What WeasyPrint warns meanwhile (its logger is silent unless a handler is attached)."""
     handler = _Collect()
     logger = logging.getLogger("weasyprint")
     logger.addHandler(handler)
     try:
-        yield
+        yield handler.messages
     finally:
         logger.removeHandler(handler)
-    assert handler.messages == [], f"WeasyPrint warned: {handler.messages[:5]}"
+
+
+@contextlib.contextmanager
+def no_weasyprint_warnings():
+    """Fails when WeasyPrint logs a warning."""
+    with weasyprint_messages() as messages:
+        yield
+    assert messages == [], f"WeasyPrint warned: {messages[:5]}"
 
 
 @pytest.fixture(autouse=True)
@@ -75,13 +82,8 @@ def weasyprint_stays_silent(request):
 @pytest.fixture
 def weasyprint_warnings():
     """For a test that expects WeasyPrint to warn: the messages it logs, for the test to check."""
-    handler = _Collect()
-    logger = logging.getLogger("weasyprint")
-    logger.addHandler(handler)
-    try:
-        yield handler.messages
-    finally:
-        logger.removeHandler(handler)
+    with weasyprint_messages() as messages:
+        yield messages
 
 
 SMALL_CATALOG = (SEED_SLUG, "sdet", "enterprise-architect", "lead-backend-data-procurement-analyst")

@@ -100,7 +100,7 @@ def test_template_errors_are_located_not_raised(tmp_path):
     shutil.copytree(LAYOUTS_DIR / "memo", folder)
     template = folder / "dossier.html.j2"
     lines = template.read_text().splitlines()
-    line = next(n for n, text in enumerate(lines, 1) if "{{ title }}" in text and "<strong" in text)
+    line = next(n for n, text in enumerate(lines, 1) if "{{ title }}" in text and "<h1" in text)
     lines[line - 1] = lines[line - 1].replace("{{ title }}", "{{ title.nickname }}")
     template.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"

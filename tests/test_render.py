@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import subprocess
@@ -89,11 +90,27 @@ def test_pdf_a_embeds_the_source_and_stays_reproducible(seed):
         assert b"pdfaid:part" in document.Root.Metadata.read_bytes()
 
 
-def test_pdf_ua_is_tagged(seed):
-    pdf = render_dossier(seed, CONFIG, variant="pdf/ua-1")
+def structure_elements(node) -> list:
+    """Every structure element under `node`, depth first, in reading order."""
+    if isinstance(node, pikepdf.Array):
+        return [element for kid in node for element in structure_elements(kid)]
+    if not isinstance(node, pikepdf.Dictionary) or "/S" not in node:
+        return []  # a marked-content id or a reference to content
+    return [node, *structure_elements(node.get("/K", pikepdf.Array()))]
+
+
+@pytest.mark.parametrize("layout_name", ["classified", "memo"])
+def test_pdf_ua_is_tagged_with_alt_text_nested_headings_and_a_language(seed, layout_name):
+    pdf = render_dossier(seed, Config(layout=layout_name), variant="pdf/ua-1")
     with pikepdf.open(io.BytesIO(pdf)) as document:
-        assert "/StructTreeRoot" in document.Root
         assert document.Root.MarkInfo.Marked
+        assert str(document.Root.Lang) == "en"
+        elements = structure_elements(document.Root.StructTreeRoot.K)
+        figures = [str(e.get("/Alt")) for e in elements if e.S == "/Figure"]
+        assert figures == [f"QR code: {CONFIG.specimen_url(item.target)}" for item in seed.related]
+        levels = [int(str(e.S)[2:]) for e in elements if re.fullmatch(r"/H\d", str(e.S))]
+        assert levels[0] == 1
+        assert all(level <= before + 1 for before, level in itertools.pairwise(levels)), levels
 
 
 def test_a_stamped_page_number_is_tagged_text_in_pdf_ua(seed):
