@@ -1,7 +1,7 @@
 """Benchmark: compendium builds against one single-document WeasyPrint render, side by side.
 
 Usage: .venv/bin/python bench/compendium.py [--sizes 200 1000] [--jobs 2] [--skip-reference]
-                                            [--skip-build] [--only-build | --only-dask]
+                                [--skip-build] [--only-build | --only-dask | --only-reference]
 
 Generates synthetic catalogs (the committed records as templates, realistic lengths, related links
 inside the catalog), then reports for each size: cold build time, peak memory of the whole
@@ -279,6 +279,22 @@ def dask_against_pool(records: Path, root: Path, jobs: int, rounds: int = 2) -> 
     )
 
 
+def compendium_against_one_document(records: Path, root: Path, jobs: int, rounds: int = 2) -> None:
+    """Cold `dossier compendium` against one WeasyPrint document of the same dossiers,
+    interleaved, each round with a fresh cache."""
+    times = {"compendium": [], "one document": []}
+    for round_ in range(rounds):
+        cold = timed_build(records, root / f"cache-{round_}", root / f"c{round_}.pdf", jobs)
+        times["compendium"].append(cold["seconds"])
+        times["one document"].append(single_document(records, root / f"s{round_}.pdf")["seconds"])
+    compendium, one = (statistics.median(times[name]) for name in times)
+    print(
+        f"cold compendium {compendium:.1f} s against one WeasyPrint document {one:.1f} s"
+        f" (medians of {rounds}, interleaved): {compendium / one:.2f}",
+        flush=True,
+    )
+
+
 def describe(figures: dict) -> str:
     return (
         f"{figures['seconds']:.1f} s, {figures['pages']} pages, peak {figures['peak_mb']:.0f} MB,"
@@ -295,6 +311,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="of build against render --all")
     parser.add_argument("--only-build", action="store_true", help="only build against render --all")
     parser.add_argument("--only-dask", action="store_true", help="only Dask against the pool")
+    parser.add_argument("--only-reference", action="store_true",
+                        help="only the compendium against one document")  # fmt: skip
     parser.add_argument("--single-document", nargs=2, metavar=("RECORDS", "OUT"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
@@ -304,9 +322,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="dossier-bench-") as scratch:
         root = Path(scratch)
-        if args.only_build or args.only_dask:
+        if args.only_build or args.only_dask or args.only_reference:
             records = synthetic_catalog(min(args.sizes), root / "records")
-            compare = build_against_render_all if args.only_build else dask_against_pool
+            compare = (
+                build_against_render_all
+                if args.only_build
+                else dask_against_pool
+                if args.only_dask
+                else compendium_against_one_document
+            )
             compare(records, root / "builds", args.jobs, args.rounds)
             return
         for size in args.sizes:
