@@ -62,3 +62,33 @@ def _used_width(line) -> float:
         elif isinstance(leaf, INLINE_ATOMS):
             right = max(right, leaf.position_x + leaf.margin_width())
     return right - line.content_box_x()
+
+
+def line_parts(document, css_class: str) -> list[list[str]]:
+    """For every element of `css_class`, in order: its text on each line it is laid out on."""
+    parts: dict[int, list[str]] = {}
+    for page in document.pages:
+        for block in _blocks(page._page_box):
+            for line in block.children:
+                if isinstance(line, boxes.LineBox):
+                    on_this_line: dict[int, str] = {}
+                    _texts_of_class(line, css_class, None, on_this_line)
+                    for key, text in on_this_line.items():
+                        parts.setdefault(key, []).append(text)
+    return list(parts.values())
+
+
+def _texts_of_class(box, css_class: str, owner, found: dict) -> None:
+    """The text of `box` on its line, by the element of `css_class` it is in (atoms excluded:
+    their own lines are read as blocks)."""
+    element = getattr(box, "element", None)
+    if element is not None and css_class in (element.get("class") or "").split():
+        owner = id(element)
+    if isinstance(box, boxes.TextBox):
+        if owner is not None:
+            found[owner] = found.get(owner, "") + box.text
+        return
+    if isinstance(box, INLINE_ATOMS):
+        return
+    for child in getattr(box, "children", ()):
+        _texts_of_class(child, css_class, owner, found)

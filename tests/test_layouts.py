@@ -14,7 +14,7 @@ from renderer.records import load_catalog, load_record
 from renderer.render import render_dossier_report
 from tests import pdfs
 from tests.conftest import RECORDS, ROOT, SEED_YAML, small_catalog
-from tests.lines import broken_too_early
+from tests.lines import broken_too_early, line_parts
 
 BUILT_IN = sorted(p.name for p in LAYOUTS_DIR.iterdir() if (p / "dossier.html.j2").is_file())
 
@@ -166,6 +166,39 @@ def test_no_line_is_broken_too_early_in_any_committed_record(layout):
         for scale in (fitted - 0.01, fitted, fitted + 0.01):  # and near it, for the next edit
             html = dossier_html(entry.record, config, scale=round(scale, 2), layout=engine.layout)
             assert broken_too_early(engine.layout_html(html)) == [], (entry.slug, scale)
+
+
+LONG_ALIASES = [
+    "Principal Staff Distinguished Quality Evangelist",
+    "Head of Test",
+    "Vice President of Continuous Verification Enablement",
+    "QA",
+    "Senior Lead Automation Strategist (Platform)",
+]
+LONG_SLUG = "principal-staff-distinguished-vice-president-of-quality-engineering-enablement"
+
+
+@pytest.mark.parametrize("layout", BUILT_IN)
+def test_aliases_move_to_a_line_whole_and_urls_break_after_a_slash_dot_or_hyphen(seed, layout):
+    from renderer.render import dossier_html, engine_for
+
+    org_chart = seed.org_chart.model_copy(update={"aliases": LONG_ALIASES})
+    related = [
+        item.model_copy(update={"slug": f"{LONG_SLUG}-{n}"}) for n, item in enumerate(seed.related)
+    ]
+    record = seed.model_copy(update={"org_chart": org_chart, "related": related})
+    config = Config(layout=layout)
+    engine = engine_for(Layout.find(layout))
+    scale = render_dossier_report(record, config).scale
+    document = engine.layout_html(dossier_html(record, config, scale=scale, layout=engine.layout))
+    aliases = line_parts(document, "alias")
+    assert ["".join(parts) for parts in aliases] == LONG_ALIASES
+    assert all(len(parts) == 1 for parts in aliases), aliases
+    urls = line_parts(document, "url")
+    assert ["".join(parts) for parts in urls] == [config.specimen_url(i.target) for i in related]
+    assert any(len(parts) > 1 for parts in urls)  # long enough to break
+    ends = [part[-1] for parts in urls for part in parts[:-1]]
+    assert set(ends) <= set("/.-"), urls
 
 
 # ---- layouts are code: sandboxed, and kept to their own folder ---------------------------------
