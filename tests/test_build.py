@@ -281,8 +281,9 @@ def test_after_a_worker_died_later_jobs_go_to_new_workers(tmp_path):
     builder = Builder(tmp_path / "cache", workers=2)
     with builder.session() as session:
         victim = session.workers.call(os.getpid)
-        os.kill(victim, signal.SIGKILL)
-        psutil.Process(victim).wait(timeout=5)
+        process = psutil.Process(victim)  # before the kill: the pool may reap it at once
+        process.kill()
+        process.wait(timeout=5)
         time.sleep(0.5)  # the pool learns of it and is broken from then on
         again = session.workers.call(os.getpid)
     assert again != victim and not psutil.pid_exists(again)
