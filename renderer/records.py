@@ -265,7 +265,8 @@ def _catalog_problems(
 ) -> list[Problem]:
     """Problems between records (names, duplicate slugs, related links), and text that the
     layout's fonts cannot print."""
-    problems = [problem for entry in entries for problem in _glyph_warnings(entry, layout_name)]
+    printable = covered(layout_name)  # read from the fonts once for the whole catalog
+    problems = [p for entry in entries for p in _glyph_warnings(entry, printable, layout_name)]
     slug_counts = Counter(entry.slug for entry in entries)
     known = set(slug_counts) | file_slugs
     for entry in entries:
@@ -290,8 +291,7 @@ def _catalog_problems(
     return problems
 
 
-def _glyph_warnings(entry: Entry, layout_name: str) -> list[Problem]:
-    known = covered(layout_name)
+def _glyph_warnings(entry: Entry, known: frozenset[str], layout_name: str) -> list[Problem]:
     if set(entry.record.model_dump_json()) <= known:  # the usual case, checked at once
         return []
     data = entry.record.model_dump(mode="json", exclude_none=True)
