@@ -9,7 +9,7 @@ test:  ## set up with the test extras, then lint and run every test
 	scripts/setup.sh test
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2 --dist loadfile  # two processes: CI has two cores
 
 format:
 	.venv/bin/ruff check --fix .

@@ -20,7 +20,8 @@ FORMAT = b"dossier-cache 1"
 # The package's modules whose code shapes a rendered page (a test checks that rendering loads no
 # other). Records and config are parts of each job's key, so the modules that read them are not.
 RENDERING_MODULES = (
-    "__init__", "config", "context", "engine", "fileio", "fontmerge", "inputfiles", "layouts",
+    "__init__", "config", "context", "contract", "engine", "fileio", "fitting", "fontmerge",
+    "inputfiles", "layouts",
     "model", "problems", "qr", "render", "slots", "cache",
 )  # fmt: skip
 PACKAGE_DIR = Path(__file__).parent

@@ -13,9 +13,10 @@ from .assemble import MATTER, SPECIMEN, Assembler, OutlineEntry, destination, pa
 from .build import Builder, DossierJob, Pending
 from .config import Config
 from .context import INTERNAL_SCHEME, single_link
+from .contract import MATTER_TEMPLATES
 from .fileio import atomic_writer
 from .layouts import FONTS_DIR, Layout
-from .matter import MATTER_TEMPLATES, Matter, MatterPages, PagePlan, Part, Parts
+from .matter import Matter, MatterPages, PagePlan, Part, Parts
 from .problems import InvalidInput, Problem, at_files
 from .records import Catalog, Entry
 from .selection import Selection

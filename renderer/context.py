@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .config import Config
+from .contract import PAPER_SIZES
 from .model import SECTION_TITLES, Record, money
 from .qr import qr_svg
 
-PAPER_SIZES = {"a4": "A4", "letter": "letter"}
 # A page links to a related specimen as specimen:<slug>: a compendium turns the link into one to
 # the specimen's page, a dossier printed alone into one to its web address (`single_link`).
 INTERNAL_SCHEME = "specimen:"
@@ -113,9 +113,15 @@ def _related(item, config: Config) -> dict:
         "match": item.match,
         "summary": item.summary,
         "url": url,
+        "address": printed_address(url),
         "href": f"{INTERNAL_SCHEME}{item.target}",
         "qr": qr_svg(url),
     }
+
+
+def printed_address(url: str) -> str:
+    """A web address as print shows it: without its https:// (the QR code holds all of it)."""
+    return url.removeprefix("https://")
 
 
 def single_link(uri: str, config: Config) -> str:

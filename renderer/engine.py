@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +19,11 @@ import weasyprint
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
+from . import fitting
+from .contract import DOSSIER_TEMPLATE, SHEET_ID
 from .fileio import os_reason
+from .fitting import Measure, TextSize
 from .layouts import (
-    DOSSIER_TEMPLATE,
     FONTS_CSS,
     Layout,
     fetch_refusal,
@@ -31,11 +32,6 @@ from .layouts import (
 )
 from .problems import InvalidInput, Problem
 
-SHEET_ID = "sheet"  # the element whose height must fit the page; see layouts/README.md
-MIN_SCALE = 0.73  # body text 9 pt x 0.73 = 6.57 pt: the smallest legible size, in whole hundredths
-MAX_SCALE = 1.25
-FULL_ENOUGH = 0.9  # a page filled to 90% needs no larger type
-MAX_PASSES = 5
 PDF_VARIANTS = ("pdf/a-3b", "pdf/ua-1")
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -68,26 +64,12 @@ class GuardedFetcher(URLFetcher):
 
 @dataclass(frozen=True)
 class Fitted:
-    """A one-page layout, the type scale it was laid out at and the layout passes it took."""
+    """A one-page layout, its type scale, the layout passes it took and how full its page is."""
 
     document: weasyprint.Document
     scale: float
     passes: int
-
-
-@dataclass(frozen=True)
-class Measure:
-    pages: int
-    used: float  # height of the sheet over all pages
-    available: float  # height the sheet has on the first page
-
-    @property
-    def fits(self) -> bool:
-        return self.pages == 1 and self.used <= self.available + 0.01
-
-    @property
-    def fill(self) -> float:
-        return self.used / self.available if self.available > 0 else math.inf
+    fill: float
 
 
 class Engine:
@@ -137,16 +119,15 @@ class Engine:
                 [Problem(self.layout.shown_path(), None, "layout", message)]
             ) from None
 
-    def fit(self, html_at: Callable[[float], str], name: str, size: int, variant=None) -> Fitted:
-        """Lay out at the largest type scale that fills one page, in as few passes as possible.
-
-        The first scale is guessed from the text size and what earlier fits taught; each pass
-        measures how full the page is, and the next scale is estimated from that, kept between
-        the largest scale known to fit and the smallest known to overflow.
-        """
-        scale, best, too_big, measure = self.first_scale(size), None, math.inf, None
-        for passes in range(1, MAX_PASSES + 1):
-            document = self.layout_html(html_at(scale), variant)
+    def fit(
+        self, html_at: Callable[[float], str], name: str, size: TextSize, variant=None
+    ) -> Fitted:
+        """Lay out at the largest type scale that fills one page, in as few passes as possible
+        (`fitting.Search` chooses each scale from the layout's page model and `size`)."""
+        search = fitting.Search(size, self.layout.page_model)
+        fitted = None
+        while True:
+            document = self.layout_html(html_at(search.scale), variant)
             measure = measure_sheet(document)
             if measure is None:
                 message = (
@@ -156,25 +137,16 @@ class Engine:
                 path = self.layout.shown_path(DOSSIER_TEMPLATE)
                 raise InvalidInput([Problem(path, None, "layout", message)])
             if measure.fits:
-                best = Fitted(document, scale, passes)
-                if measure.fill >= FULL_ENOUGH or scale >= MAX_SCALE:
-                    return best
-            else:
-                too_big = scale
-                if scale <= MIN_SCALE:
-                    break
-            floor = best.scale if best else MIN_SCALE
-            scale = round(min(next_scale(scale, measure), too_big - 0.01), 2)
-            if best is not None and scale <= floor + 0.005:
-                return Fitted(best.document, best.scale, passes)
-        if best is not None:
-            return Fitted(best.document, best.scale, MAX_PASSES)
+                fitted = Fitted(document, search.scale, 0, measure.fill)
+            if search.record(measure):
+                break
+        if fitted is not None:
+            return Fitted(fitted.document, fitted.scale, search.passes, fitted.fill)
         if measure.available <= 0 or measure.used <= measure.available + 0.01:
             raise InvalidInput([self.layout_problem(measure)])
-        over = round(100 * (measure.fill - 1))
         message = (
             "does not fit on one page even at the smallest legible type (6.5 pt):"
-            f" about {over}% too long; shorten the longest sections"
+            f" about {search.overflow}% too long; shorten the longest sections"
         )
         raise InvalidInput([Problem(name, None, "", message)])
 
@@ -186,15 +158,6 @@ class Engine:
             message = f'what lies outside the element id="{SHEET_ID}" takes more than one page'
         path = self.layout.shown_path(DOSSIER_TEMPLATE)
         return Problem(path, None, "layout", f"{message} (see layouts/README.md)")
-
-    def first_scale(self, size: int) -> float:
-        """Text area grows about with the square of the scale: a page holds page_text / scale².
-
-        A fixed guess (the layout's own measure, not one learned from earlier renders) keeps the
-        output a function of the input alone, so that PDFs are reproducible whatever was
-        rendered before.
-        """
-        return _clamp(math.sqrt(0.96 * self.layout.page_text / size))
 
     def write(self, fitted: Fitted, variant=None, attachments=()) -> bytes:
         return self.write_document(
@@ -210,19 +173,6 @@ def variant_options(variant: str | None) -> dict:
     return {"pdf_variant": variant}
 
 
-def next_scale(scale: float, measure: Measure) -> float:
-    """Text area grows about with the square of the type scale: aim just under a full page."""
-    if measure.used <= 0:  # an empty sheet: any type scale fits
-        return MAX_SCALE
-    target = 0.97 if measure.fits else 0.95
-    return _clamp(scale * math.sqrt(target / measure.fill))
-
-
-def _clamp(scale: float) -> float:
-    # Whole hundredths: every new type size costs WeasyPrint (Pango) memory for good in a process.
-    return round(min(MAX_SCALE, max(MIN_SCALE, scale)), 2)
-
-
 def measure_sheet(document: weasyprint.Document) -> Measure | None:
     """How much of the page the sheet takes; None when the layout has no sheet."""
     fragments = [(page, box) for page in document.pages for box in _sheets(page._page_box)]
@@ -231,13 +181,27 @@ def measure_sheet(document: weasyprint.Document) -> Measure | None:
     first_page, first = fragments[0]
     page_box = first_page._page_box
     available = page_box.content_box_y() + page_box.height - first.position_y
-    # When blocks are pushed to a next page, the gap they leave on the first page is needed too.
-    first_used = available if len(fragments) > 1 else first.margin_height()
+    # A sheet that goes on to a next page reaches the bottom of the first, but its content may
+    # stop short of it (columns, blocks that do not break): what it needs is where content ends.
+    if len(fragments) > 1:
+        first_used = _content_bottom(first) - first.position_y
+    else:
+        first_used = first.margin_height()
     return Measure(
         pages=len(document.pages),
         used=first_used + sum(box.margin_height() for _, box in fragments[1:]),
         available=available,
     )
+
+
+def _content_bottom(box) -> float:
+    """Where the box's content ends, going down: the bottom of its last line or leaf box, plus
+    the padding and border that close the boxes around it."""
+    children = getattr(box, "children", None)
+    if not children:
+        return box.position_y + box.margin_height()
+    inner = max(_content_bottom(child) for child in children)
+    return inner + box.padding_bottom + box.border_bottom_width + box.margin_bottom
 
 
 def _sheets(box):

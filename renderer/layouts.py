@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import mimetypes
 import os
 import traceback
@@ -14,7 +15,9 @@ import jinja2
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
+from .contract import DOSSIER_TEMPLATE, MAIL_TEMPLATES, SETTINGS_FILE
 from .fileio import os_reason
+from .fitting import PageModel
 from .inputfiles import parse_toml, utf8_text
 from .problems import InvalidInput, Problem
 from .slots import slot_markup
@@ -24,13 +27,10 @@ LAYOUTS_DIR = PROJECT_ROOT / "layouts"
 FONTS_DIR = PROJECT_ROOT / "fonts"
 FONTS_CSS = FONTS_DIR / "fonts.css"
 FONTS_CONF = FONTS_DIR / "fonts.conf"  # the only fonts fontconfig sees: the bundled ones
-DOSSIER_TEMPLATE = "dossier.html.j2"
-SETTINGS_FILE = "layout.toml"
 # characters of record text one page holds at type scale 1; a layout's layout.toml may say
 DEFAULT_PAGE_TEXT = 4200
 MAX_PAGE_TEXT = 100_000  # far more than any page holds
 DEFAULT_LAYOUT = "classified"
-MAIL_TEMPLATES = {"text": "mail.txt.j2", "html": "mail.html.j2"}
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,11 @@ class Layout:
             raise InvalidInput([Problem(shown, None, "layout", error.reason)]) from None
         settings = parse_toml(utf8_text(raw, shown), shown)
         problems = [
-            Problem(shown, None, key, "unknown setting (known: description, page_text)")
+            Problem(shown, None, key, "unknown setting (known: description, page_text, fit)")
             for key in settings
-            if key not in ("description", "page_text")
+            if key not in ("description", "page_text", "fit")
         ]
+        problems += _fit_problems(settings.get("fit", {}), shown)
         if not isinstance(settings.get("description", ""), str):
             problems.append(Problem(shown, None, "description", "must be text (in quotes)"))
         page_text = settings.get("page_text", DEFAULT_PAGE_TEXT)
@@ -105,6 +106,13 @@ class Layout:
     @property
     def page_text(self) -> int:
         return self.settings.get("page_text", DEFAULT_PAGE_TEXT)
+
+    @property
+    def page_model(self) -> PageModel:
+        """How full a page a record makes at a type scale: the fitting's estimate."""
+        if "fit" in self.settings:
+            return PageModel(**self.settings["fit"])
+        return PageModel.from_page_text(self.page_text)
 
     @cached_property
     def environment(self) -> jinja2.Environment:
@@ -314,3 +322,26 @@ def fetch_refusal(url: str, roots: tuple[Path, ...]) -> str:
 
 def guess_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def _fit_problems(fit: object, shown: str) -> list[Problem]:
+    """The [fit] table: numbers for PageModel's fields, written by bench/dossiers.py --calibrate."""
+    known = tuple(PageModel.__dataclass_fields__)
+    if not isinstance(fit, dict):
+        return [Problem(shown, None, "fit", f"must be a table of {', '.join(known)}")]
+    problems = [
+        Problem(shown, None, f"fit.{key}", f"unknown setting (known: {', '.join(known)})")
+        for key in fit
+        if key not in known
+    ]
+    for key, value in fit.items():
+        if key in known and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or abs(value) > 100
+        ):
+            problems.append(Problem(shown, None, f"fit.{key}", "must be a number from -100 to 100"))
+    if not problems and fit and fit.get("per_char", 0) <= 0:
+        problems.append(Problem(shown, None, "fit.per_char", "must be above 0"))
+    return problems

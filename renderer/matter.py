@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from .cache import cache_key
 from .config import Config
-from .context import PAPER_SIZES
+from .contract import BLANK, CONTENTS, COVER, PAPER_SIZES
+from .contract import INDEX as INDEX_TEMPLATE
 from .layouts import Layout
 from .problems import InvalidInput, Problem
 from .slots import INDEX_PAGE, PAGE_OF, TOTAL, Typeset
@@ -19,15 +20,8 @@ from .slots import INDEX_PAGE, PAGE_OF, TOTAL, Typeset
 if TYPE_CHECKING:
     from .records import Entry
 
-# the compendium's own pages: each layout that binds a compendium has these
-MATTER_TEMPLATES = (
-    "matter.html.j2", "cover.html.j2", "contents.html.j2", "index.html.j2", "blank.html.j2",
-    "compendium.css",
-)  # fmt: skip
-MATTER_MODULES = ("matter", "slots")  # the code a laid-out run depends on, besides the layout's
-CONTENTS, INDEX_TEMPLATE, COVER, BLANK = (
-    "contents.html.j2", "index.html.j2", "cover.html.j2", "blank.html.j2"
-)  # fmt: skip
+# the code a laid-out run depends on, besides the layout's
+MATTER_MODULES = ("matter", "slots", "contract")
 # Contents and index entries are laid out in runs, in parallel. A run ends after an entry whose
 # key hashes to a multiple of RUN_SIZE (content-defined, as in rsync): adding or removing an
 # entry changes only its own run, so only that run is laid out again. A run that reaches MAX_RUN

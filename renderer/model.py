@@ -352,7 +352,7 @@ class Record(Strict):
     jd_autopsy: list[Autopsy] = Field(min_length=1, max_length=MAX_ITEMS)
     day_log: list[LogEntry] = Field(min_length=1, max_length=MAX_ITEMS)
     burn_ward: BurnWard
-    related: list[Related] = Field(min_length=1, max_length=MAX_RELATED)
+    related: list[Related] = Field(default=[], max_length=MAX_RELATED)
 
     @property
     def slug(self) -> str:
@@ -380,9 +380,23 @@ class Record(Strict):
         """Characters of text in the record: what the dossier's page must hold."""
         return _text_length(self.model_dump())
 
+    def text_parts(self) -> int:
+        """Pieces of text in the record (paragraphs, items, names): each takes a line of its own."""
+        return _text_parts(self.model_dump())
+
     @property
     def case_number(self) -> str:
         return self.case.number or default_case_number(self.slug)
+
+
+def _text_parts(value: object) -> int:
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return sum(_text_parts(item) for item in value)
+    return 0
 
 
 def _text_length(value: object) -> int:

@@ -22,7 +22,8 @@ import jinja2
 import markupsafe
 
 from .config import Config
-from .context import INTERNAL_SCHEME, PAPER_SIZES, single_link
+from .context import INTERNAL_SCHEME, single_link
+from .contract import PAPER_LENGTHS, PAPER_SIZES
 from .layouts import DEFAULT_LAYOUT, FONTS_DIR, Layout, guess_type, is_allowed_file
 from .problems import InvalidInput, Problem, at_files
 from .records import Entry, check_catalog, record_paths
@@ -39,7 +40,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'nonce-{nonce}'; object-src 'none'; base-uri 'self'; form-action 'none'"
 )
-PAPER_MM = {"A4": ("210mm", "297mm"), "letter": ("8.5in", "11in")}
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ class Preview:
         """The layout's HTML as WeasyPrint gets it, shown on a sheet of paper with the bar;
         `nonce` lets the preview's own script run, and no other."""
         assert view.html is not None and self.snapshot.config is not None
-        width, height = PAPER_MM[PAPER_SIZES[self.snapshot.config.paper]]
+        width, height = PAPER_LENGTHS[PAPER_SIZES[self.snapshot.config.paper]]
         head = (
             '<link rel="stylesheet" href="/fonts/fonts.css">'
             '<link rel="stylesheet" href="/_preview/preview.css">'

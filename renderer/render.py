@@ -9,7 +9,9 @@ from pathlib import Path
 
 from .config import Config
 from .context import dossier_context, single_link
-from .layouts import DOSSIER_TEMPLATE, Layout
+from .contract import DOSSIER_TEMPLATE
+from .fitting import TextSize
+from .layouts import Layout
 from .model import Record
 from .slots import FOLIO, Typeset, cut_slots, open_slots, stamped
 
@@ -19,6 +21,7 @@ class RenderedDossier:
     typeset: Typeset
     scale: float
     passes: int
+    fill: float  # of the page's height, measured on the laid-out boxes
 
     @property
     def pdf(self) -> bytes:
@@ -77,7 +80,7 @@ def render_dossier_report(
     where = engine.layout.shown_path(DOSSIER_TEMPLATE)
     pdf, slots = cut_slots(written, open_slots(fitted.document), where)
     single = stamped(pdf, slots, printed_alone, links=lambda uri: single_link(uri, config))
-    return RenderedDossier(Typeset(pdf, slots, single), fitted.scale, fitted.passes)
+    return RenderedDossier(Typeset(pdf, slots, single), fitted.scale, fitted.passes, fitted.fill)
 
 
 def printed_alone(slot: str) -> dict[str, int] | None:
@@ -97,9 +100,6 @@ def dossier_html(
     return (layout or Layout.find(config.layout)).render_html(context)
 
 
-FIXED_TEXT = 1400  # about how much text the layout adds to every record, in characters
-
-
-def text_size(record: Record) -> int:
-    """Characters of record text, plus the layout's fixed part: what the fitting scales with."""
-    return FIXED_TEXT + record.text_length()
+def text_size(record: Record) -> TextSize:
+    """What of the record the page must hold, as the fitting counts it."""
+    return TextSize(record.text_length(), record.text_parts(), len(record.related))

@@ -47,6 +47,8 @@ def _first_word_width(line) -> float | None:
     """About how wide the line's first word is (its share of its text box), or its first atom."""
     for leaf in _leaves(line):
         if isinstance(leaf, boxes.TextBox) and leaf.text.strip():
+            if leaf.style["white_space"] in ("nowrap", "pre"):
+                return leaf.width  # one unbreakable piece
             word = leaf.text.split()[0]
             return leaf.width * len(word) / len(leaf.text)
         if isinstance(leaf, INLINE_ATOMS):

@@ -5,7 +5,8 @@ import re
 import pytest
 from weasyprint.urls import FatalURLFetchingError
 
-from renderer.engine import MAX_SCALE, Engine, Fitted, GuardedFetcher, Measure, next_scale
+from renderer.engine import Engine, Fitted, GuardedFetcher
+from renderer.fitting import MAX_SCALE, TextSize
 from renderer.layouts import FONTS_CSS, Layout
 from renderer.problems import InvalidInput
 
@@ -94,7 +95,7 @@ def test_a_refused_fetch_is_a_problem_of_the_layout(own_layout, markup):
 def fit(layout_folder, body: str) -> Fitted:
     engine = Engine(Layout.find(str(layout_folder)))
     html = f"<html><body>{body}</body></html>"
-    return engine.fit(lambda scale: html, name="specimen", size=2000)
+    return engine.fit(lambda scale: html, name="specimen", size=TextSize(2000))
 
 
 def test_a_layout_without_a_sheet_is_told_what_it_lacks(own_layout):
@@ -127,14 +128,6 @@ def test_a_page_that_overflows_outside_the_sheet_is_the_layouts_fault(own_layout
 def test_an_empty_sheet_or_text_right_in_it_fits(own_layout):
     assert fit(own_layout, '<main id="sheet"></main>').scale == MAX_SCALE
     assert fit(own_layout, '<main id="sheet">A title</main>').scale == MAX_SCALE
-
-
-def test_next_scale_aims_just_under_a_full_page():
-    assert next_scale(1.0, Measure(pages=2, used=1500, available=1000)) == pytest.approx(
-        0.8, abs=1e-9
-    )
-    assert next_scale(1.0, Measure(pages=3, used=3000, available=1000)) == 0.73  # the floor
-    assert 1.0 < next_scale(1.0, Measure(pages=1, used=500, available=1000)) <= 1.25
 
 
 def test_elements_nested_too_deeply_are_a_problem_of_the_layout(own_layout):

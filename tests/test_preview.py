@@ -54,7 +54,7 @@ def test_dossier_page_is_the_layout_html_at_the_fitted_scale(tmp_path: Path):
     view = preview.view(SEED_SLUG)
     assert view.pdf.startswith(b"%PDF") and len(pypdf.PdfReader(io.BytesIO(view.pdf)).pages) == 1
     page = preview.dossier_page(SEED_SLUG, view, "n0nce")
-    assert f'style="--scale: {view.scale}"' in page
+    assert f'style="--scale: {view.scale};' in page
     assert page.index('<base href="/layout/">') < page.index('href="dossier.css"')
     assert f'data-generation="{preview.snapshot.generation}"' in page
     assert 'href="/sdet"' in page  # a related specimen of the catalog opens its preview
