@@ -19,10 +19,9 @@ import weasyprint
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from . import fitting
 from .contract import DOSSIER_TEMPLATE, SHEET_ID
 from .fileio import os_reason
-from .fitting import Measure, TextSize
+from .fitting import Measure, Search, TextSize
 from .layouts import (
     FONTS_CSS,
     Layout,
@@ -124,7 +123,7 @@ class Engine:
     ) -> Fitted:
         """Lay out at the largest type scale that fills one page, in as few passes as possible
         (`fitting.Search` chooses each scale from the layout's page model and `size`)."""
-        search = fitting.Search(size, self.layout.page_model)
+        search = Search(size, self.layout.page_model)
         fitted = None
         while True:
             document = self.layout_html(html_at(search.scale), variant)

@@ -378,35 +378,24 @@ class Record(Strict):
 
     def text_length(self) -> int:
         """Characters of text in the record: what the dossier's page must hold."""
-        return _text_length(self.model_dump())
+        return sum(len(text) for text in _texts(self.model_dump()))
 
     def text_parts(self) -> int:
         """Pieces of text in the record (paragraphs, items, names): each takes a line of its own."""
-        return _text_parts(self.model_dump())
+        return sum(1 for _ in _texts(self.model_dump()))
 
     @property
     def case_number(self) -> str:
         return self.case.number or default_case_number(self.slug)
 
 
-def _text_parts(value: object) -> int:
+def _texts(value: object):
+    """Every piece of text in a dumped record, depth first."""
     if isinstance(value, str):
-        return 1
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):
-        return sum(_text_parts(item) for item in value)
-    return 0
-
-
-def _text_length(value: object) -> int:
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):
-        return sum(_text_length(item) for item in value)
-    return 0
+        yield value
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _texts(item)
 
 
 def json_schema() -> dict:
