@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -16,17 +17,43 @@ records_option = click.option(
     "--records",
     "records_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default="records",
-    show_default=True,
-    help="Folder of <slug>.yaml records.",
+    default=None,
+    help="Folder of <slug>.yaml records [default: records/ in the project folder].",
 )
 config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Project config file [default: ./dossier.toml when present].",
+    help="The project's config file; its folder is the project's [default: the first"
+    " dossier.toml from the current folder upwards, else none and the current folder].",
 )
+
+
+def project_options(command):
+    """--records and --config: the command gets `project` (renderer/project.py) and
+    `records_dir`, the given folder or the project's records/."""
+
+    @records_option
+    @config_option
+    @functools.wraps(command)
+    def wrapper(*args, records_dir, config_path, **kwargs):
+        from .project import Project
+
+        project = Project.find(config_path)
+        records_dir = project.records if records_dir is None else records_dir
+        return command(*args, project=project, records_dir=records_dir, **kwargs)
+
+    return wrapper
+
+
+def config_of(project, **overrides):
+    """The project's config with the command line's (non-None) overrides, for a command that
+    uses its layout: an unknown layout stops it before any work, named where it was set
+    (`dossier.toml:3: layout: ...` or `--layout: ...`), as `check` reports it."""
+    config = project.config(**overrides)
+    config.require_layout()
+    return config
 
 
 def reports_invalid_input(command):
@@ -100,48 +127,61 @@ def stops_cleanly(command):
     return wrapper
 
 
-@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+class Command(click.Command):
+    """A command whose summary in `dossier --help` is never cut short: click's first sentence
+    of the help, whole, wrapped onto more lines when it is long."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return super().get_short_help_str(limit=sys.maxsize)
+
+
+class Group(click.Group):
+    command_class = Command  # every @main.command
+
+
+@click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dossier", message="dossier %(version)s")
 def main() -> None:
     """Turn specimen records (YAML) into one-page case-file PDFs, a compendium and e-mails."""
 
 
 @main.command(epilog=EXIT_CODES)
-@records_option
-@config_option
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @reports_invalid_input
-def check(records_dir: Path, config_path: Path | None, strict: bool) -> None:
+@project_options
+def check(project, records_dir: Path, strict: bool) -> None:
     """Validate every record and report every problem at once."""
-    from .config import load_config
-    from .layouts import layout_problems
+    from dataclasses import replace
+
+    from .problems import Severity, errors_in
     from .records import check_catalog
 
-    config = load_config(config_path)
+    config = project.config()
     entries, problems = check_catalog(records_dir, layout_name=config.layout)
-    problems = layout_problems(config.layout) + problems
+    problems = config.layout_problems() + problems
+    if strict:  # a warning made an error is reported, and counted, as an error
+        problems = [replace(problem, severity=Severity.ERROR) for problem in problems]
     show_problems(problems)
-    errors = [p for p in problems if p.is_error or strict]
-    warnings = len(problems) - len([p for p in problems if p.is_error])
-    summary = f"{len(entries)} valid record(s), {len(errors)} error(s), {warnings} warning(s)"
+    errors = errors_in(problems)
+    failing = {problem.path for problem in errors}
+    valid = [entry for entry in entries if str(entry.path) not in failing]
+    # the summary is the result: on stdout whatever it says, as build's and compendium's are
+    click.echo(f"{len(valid)} valid record(s), {len(errors)} error(s),"
+               f" {len(problems) - len(errors)} warning(s)")  # fmt: skip
     if errors:
-        click.echo(summary, err=True)
         raise SystemExit(1)
-    click.echo(summary)
 
 
 @main.command("import", epilog=EXIT_CODES)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@records_option
-@config_option
 @click.option("--force", is_flag=True, help="Overwrite records that already exist.")
 @reports_invalid_input
-def import_(files: tuple[Path, ...], records_dir: Path, config_path: Path | None, force: bool):
+@project_options
+def import_(files: tuple[Path, ...], project, records_dir: Path, force: bool):
     """Import records from the scraped FILE RECORD text format into <records>/<slug>.yaml."""
-    from .config import load_config
     from .textimport import import_into
 
-    load_config(config_path)
+    project.config()
     failed = False
     for written, problems in import_into(files, records_dir, force=force):
         if written is not None:
@@ -178,9 +218,9 @@ def schema(output: str | None) -> None:
 @click.argument("title")
 @click.option("--slug", default=None,
               help="File name (a-z, 0-9, dashes) [default: spelled from the title].")  # fmt: skip
-@records_option
 @reports_invalid_input
-def new(title: str, slug: str | None, records_dir: Path) -> None:
+@project_options
+def new(title: str, slug: str | None, project, records_dir: Path) -> None:
     """Write a new record, <records>/<slug>.yaml, with every section and placeholder guidance."""
     from .fileio import write_atomic
     from .model import slug_problem
@@ -193,6 +233,33 @@ def new(title: str, slug: str | None, records_dir: Path) -> None:
     target = record_file(records_dir, record.slug)
     write_atomic(target, dump_record(record).encode(), overwrite=False)
     click.echo(str(target))
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("folder", default=".", type=click.Path(file_okay=False, path_type=Path))
+@reports_invalid_input
+def init(folder: Path) -> None:
+    """Start a catalog in FOLDER: dossier.toml, records/ with an example, .gitignore.
+
+    Nothing already there is overwritten: if any of the three files exists, none is written."""
+    from .project import init_project
+
+    for path in init_project(folder):
+        click.echo(str(path))
+    where = "" if folder == Path() else f"cd {folder}  # then\n"
+    click.echo(f"\nNext:\n{where}dossier check\ndossier build\ndossier new 'Your Role Title'")
+
+
+@main.command("layouts", epilog=EXIT_CODES)
+@config_option
+@reports_invalid_input
+def list_layouts(config_path: Path | None) -> None:
+    """List the layouts by name: the project's, other packages' and the built-in ones."""
+    from .layouts import available
+    from .project import Project
+
+    for name, found in available(Project.find(config_path).layouts).items():
+        click.echo(f"{name}  ({found.origin}: {found.where})\n    {found.description}")
 
 
 paper_option = click.option(
@@ -219,9 +286,9 @@ cache_option = click.option(
     "--cache",
     "cache_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default="out/.cache",
-    show_default=True,
-    help="Rendered PDFs by content hash; a rebuild renders only what changed.",
+    default=None,
+    help="Rendered PDFs by content hash; a rebuild renders only what changed [default:"
+    " out/.cache in the project folder].",
 )
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
 scheduler_option = click.option(
@@ -277,14 +344,11 @@ def _progress_bar():
 @main.command(epilog=EXIT_CODES)
 @click.argument("targets", nargs=-1, metavar="[SLUG|PATH]...")
 @click.option("--all", "render_all", is_flag=True, help="Render every record of the catalog.")
-@records_option
-@config_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default="out/dossiers",
-    show_default=True,
-    help="Folder for <slug>.pdf.",
+    default=None,
+    help="Folder for <slug>.pdf [default: out/dossiers in the project folder].",
 )
 @paper_option
 @base_url_option
@@ -298,8 +362,9 @@ def _progress_bar():
 @quiet_option
 @reports_invalid_input
 @stops_cleanly
+@project_options
 def render(
-    targets, render_all, records_dir, config_path, out, paper, base_url, layout, pdf_variant,
+    targets, render_all, project, records_dir, out, paper, base_url, layout, pdf_variant,
     png, dpi, jobs, cache_dir, quiet,
 ):  # fmt: skip
     """Render records to one-page PDF dossiers, <out>/<slug>.pdf.
@@ -307,12 +372,13 @@ def render(
     Every record that can be rendered is; the problems of the others are listed at the end
     (exit code 1)."""
     from .build import render_dossiers
-    from .config import load_config
     from .selection import select_records
 
     if not targets and not render_all:
         raise click.UsageError("name records (SLUG or PATH) or use --all")
-    config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
+    config = config_of(project, paper=paper, base_url=base_url, layout=layout)
+    out = project.out / "dossiers" if out is None else out
+    cache_dir = project.cache if cache_dir is None else cache_dir
     builder = make_builder(cache_dir, jobs, quiet)
     with one_at_a_time(cache_dir), builder.session():  # a worker starts while records load
         selection = select_records(records_dir, targets, builder.cache, config.layout)
@@ -325,13 +391,11 @@ def render(
 
 
 @main.command(epilog=EXIT_CODES)
-@records_option
-@config_option
 @click.option(
     "--out",
-    default="out/compendium.pdf",
-    show_default=True,
-    help="The compendium PDF; a folder (ending in /) gets <out>/compendium.pdf.",
+    default=None,
+    help="The compendium PDF; a folder (ending in /) gets <out>/compendium.pdf [default:"
+    " out/compendium.pdf in the project folder].",
 )
 @paper_option
 @base_url_option
@@ -346,8 +410,9 @@ def render(
 @keep_going_option
 @reports_invalid_input
 @stops_cleanly
+@project_options
 def compendium(
-    records_dir, config_path, out, paper, base_url, layout, duplex, contact_sheet, jobs,
+    project, records_dir, out, paper, base_url, layout, duplex, contact_sheet, jobs,
     scheduler, cache_dir, quiet, keep_going,
 ):  # fmt: skip
     """Bind the whole catalog into one PDF: cover, contents, dossiers, index, bookmarks.
@@ -355,14 +420,14 @@ def compendium(
     When a record has problems, they are listed and the file is not written, unless
     --keep-going (exit code 1 either way)."""
     from .compendium import bind_selection
-    from .config import load_config
     from .fileio import replaceable
     from .selection import select_catalog
 
-    out = in_folder(out, "compendium.pdf")
+    out = project.out / "compendium.pdf" if out is None else in_folder(out, "compendium.pdf")
+    cache_dir = project.cache if cache_dir is None else cache_dir
     for path in [out, out.with_suffix(".png")] if contact_sheet else [out]:
         replaceable(path)  # a FIFO or device there is refused before rendering
-    config = load_config(config_path, paper=paper, base_url=base_url, layout=layout)
+    config = config_of(project, paper=paper, base_url=base_url, layout=layout)
     builder = make_builder(cache_dir, jobs, quiet, scheduler)
     with one_at_a_time(cache_dir), builder.session():  # a worker starts while records load
         selection = select_catalog(records_dir, store=builder.cache, layout_name=config.layout)
@@ -394,15 +459,13 @@ def show_binding_problems(binding) -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@records_option
-@config_option
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default="out",
-    show_default=True,
-    help="Output folder: dossiers/, compendium.pdf and .cache/ go inside.",
+    default=None,
+    help="Output folder: dossiers/, compendium.pdf and .cache/ go inside [default: out/ in the"
+    " project folder].",
 )
 @layout_option
 @jobs_option
@@ -411,18 +474,19 @@ def show_binding_problems(binding) -> None:
 @keep_going_option
 @reports_invalid_input
 @stops_cleanly
-def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet, keep_going):
+@project_options
+def build(project, records_dir, strict, out, layout, jobs, scheduler, quiet, keep_going):
     """Check the catalog, render every dossier into <out>/dossiers/ and <out>/compendium.pdf.
 
     Every record that can be rendered is; the problems of the others are listed at the end
     (exit code 1), and the compendium is then not written, unless --keep-going."""
     from .build import render_dossiers
     from .compendium import bind_selection
-    from .config import load_config
     from .fileio import replaceable
     from .selection import select_catalog
 
-    config = load_config(config_path, layout=layout)
+    config = config_of(project, layout=layout)
+    out = project.out if out is None else out
     builder = make_builder(out / ".cache", jobs, quiet, scheduler)
     replaceable(out / "compendium.pdf")  # a FIFO or device there is refused before rendering
     # one set of workers for both steps; one starts while the records load
@@ -442,24 +506,21 @@ def build(records_dir, config_path, strict, out, layout, jobs, scheduler, quiet,
 
 @main.command(epilog=EXIT_CODES)
 @click.argument("slug", required=False)
-@records_option
-@config_option
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port on 127.0.0.1; 0 takes any free port.")  # fmt: skip
 @paper_option
 @base_url_option
 @layout_option
 @reports_invalid_input
-def preview(slug, records_dir, config_path, port, paper, base_url, layout) -> None:
+@project_options
+def preview(slug, project, records_dir, port, paper, base_url, layout) -> None:
     """Serve the dossiers (or one) as HTML and PDF; open pages reload when a file changes.
 
     Needs the extra dossier[preview]. Problems in a record show on its page.
     """
-    import difflib
-
-    from .config import load_config
     from .preview import Preview, serve
     from .problems import InvalidInput, Problem
+    from .selection import no_record
 
     try:
         import watchfiles  # noqa: F401
@@ -470,15 +531,14 @@ def preview(slug, records_dir, config_path, port, paper, base_url, layout) -> No
         raise InvalidInput([Problem(str(records_dir), None, "", "records folder not found")])
 
     def read_config():
-        return load_config(config_path, paper=paper, base_url=base_url, layout=layout)
+        return config_of(project, paper=paper, base_url=base_url, layout=layout)
 
     read_config()  # a broken config or an unknown layout stops here; later, pages show it
     site = Preview(records_dir, read_config, say=lambda text: click.echo(text, err=True))
     if slug is not None and slug not in site.snapshot.files and slug not in site.snapshot.entries:
-        close = difflib.get_close_matches(slug, site.snapshot.files, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise InvalidInput([Problem(str(records_dir), None, "", f"no record {slug!r}{hint}")])
-    serve(site, port, focus=slug, config_path=config_path or Path("dossier.toml"),
+        raise InvalidInput([no_record(records_dir, slug, site.snapshot.files)])
+    config_path = project.config_path or project.root / "dossier.toml"
+    serve(site, port, focus=slug, config_path=config_path,
           say=lambda text: click.echo(text, err=True))  # fmt: skip
 
 
@@ -499,17 +559,16 @@ def preview(slug, records_dir, config_path, port, paper, base_url, layout) -> No
 @click.option("--smtp", "smtp_address", default=None, metavar="HOST:PORT",
               help="Mail server [config: mail.smtp; env: DOSSIER_SMTP_HOST, _PORT].")  # fmt: skip
 @click.option("--insecure", is_flag=True, help="Allow sending without TLS to a remote server.")
-@records_option
-@config_option
 @layout_option
 @jobs_option
 @cache_option
 @quiet_option
 @reports_invalid_input
 @stops_cleanly
+@project_options
 def mail(
     targets, recipients, each, with_compendium, subject, sender, eml_dir, smtp_address, insecure,
-    records_dir, config_path, layout, jobs, cache_dir, quiet,
+    project, records_dir, layout, jobs, cache_dir, quiet,
 ):  # fmt: skip
     """E-mail dossiers (and the compendium) as PDF attachments, or write them as .eml drafts.
 
@@ -521,13 +580,13 @@ def mail(
 
     from . import mail as post
     from . import smtp
-    from .config import load_config
     from .records import load_catalog
     from .selection import select_entries
 
     if not targets and not with_compendium:
         raise click.UsageError("name records (SLUG or PATH) or use --compendium")
-    config = load_config(config_path, layout=layout)
+    config = config_of(project, layout=layout)
+    cache_dir = project.cache if cache_dir is None else cache_dir
     addresses = [post.parse_address(text) for text in recipients]
     sender_text = sender or config.mail.sender
     sender_where = "--from" if sender else "mail.sender"

@@ -204,7 +204,7 @@ def _assemble(stream, plan, slugs, pending: Pending, parts: Parts, matter, duple
     ]
     info = {
         "Title": "Specimen Compendium",
-        "Author": matter.config.author,
+        **({"Author": matter.config.author} if matter.config.author else {}),
         "Subject": f"{len(slugs)} specimens, compiled {matter.date}",
         "Creator": "dossier",
     }

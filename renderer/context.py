@@ -19,8 +19,8 @@ def dossier_context(record: Record, config: Config, *, scale: float = 1.0) -> di
     return {
         "scale": round(scale, 4),
         "paper": PAPER_SIZES[config.paper],
-        "organisation": config.organisation,
-        "author": config.author,
+        "organisation": config.organisation or "",
+        "author": config.author or "",
         "sections": {number: f"[{number:02d}] {title}" for number, title in SECTION_TITLES.items()},
         "slug": record.slug,
         "title": record.title,

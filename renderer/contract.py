@@ -6,6 +6,7 @@ layouts/README.md describes the contract; this module is the one place the code 
 from __future__ import annotations
 
 DOSSIER_TEMPLATE = "dossier.html.j2"  # one record on one page; the only file every layout has
+LAYOUT_ENTRY_POINTS = "dossier.layouts"  # other packages' layouts: name = "their.package"
 SETTINGS_FILE = "layout.toml"  # optional: description, page_text
 MAIL_TEMPLATES = {"text": "mail.txt.j2", "html": "mail.html.j2"}  # optional
 # the compendium's own pages: each layout that binds a compendium has these

@@ -1,7 +1,16 @@
-"""Layouts: finding a layout folder, its sandboxed Jinja environment, and what it may read."""
+"""Layouts: finding a layout folder, its sandboxed Jinja environment, and what it may read.
+
+A layout name resolves, in order: a folder path; a folder in the project's layouts/; a layout
+that another Python package installs (entry-point group `dossier.layouts`); a built-in one.
+The built-in layouts and fonts are package data (renderer/layouts, renderer/fonts in a wheel),
+built from the repository's top-level layouts/ and fonts/, which a source checkout reads as is.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.resources
+import importlib.util
 import math
 import mimetypes
 import os
@@ -15,16 +24,25 @@ import jinja2
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
-from .contract import DOSSIER_TEMPLATE, MAIL_TEMPLATES, SETTINGS_FILE
+from .contract import DOSSIER_TEMPLATE, LAYOUT_ENTRY_POINTS, MAIL_TEMPLATES, SETTINGS_FILE
 from .fileio import os_reason
 from .fitting import PageModel
 from .inputfiles import parse_toml, utf8_text
-from .problems import InvalidInput, Problem
+from .problems import InvalidInput, Problem, did_you_mean
 from .slots import slot_markup
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LAYOUTS_DIR = PROJECT_ROOT / "layouts"
-FONTS_DIR = PROJECT_ROOT / "fonts"
+
+def package_data(name: str) -> Path:
+    """A folder of package data: inside the installed package, or, in a source checkout (an
+    editable install), the repository's top-level folder of that name, which is its source."""
+    packaged = importlib.resources.files(__package__) / name
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / name
+
+
+LAYOUTS_DIR = package_data("layouts")
+FONTS_DIR = package_data("fonts")
 FONTS_CSS = FONTS_DIR / "fonts.css"
 FONTS_CONF = FONTS_DIR / "fonts.conf"  # the only fonts fontconfig sees: the bundled ones
 # characters of record text one page holds at type scale 1; a layout's layout.toml may say
@@ -45,24 +63,20 @@ class Layout:
     shown: str = field(default="", compare=False)  # the folder as the user named it, for messages
 
     @classmethod
-    def find(cls, name_or_path: str) -> Layout:
-        """A built-in layout by name (a folder under layouts/), or a folder path of one's own."""
+    def find(cls, name_or_path: str, project_layouts: Path | None = None) -> Layout:
+        """The layout a name or a folder path stands for (see the module's docstring for the
+        order); `project_layouts` is the project's own layouts/ folder."""
         candidate = Path(name_or_path)
         if _is_dir(candidate):
-            shown = str(candidate)
             if not _is_file(candidate / DOSSIER_TEMPLATE):
                 message = f"no {DOSSIER_TEMPLATE} in this folder (see layouts/README.md)"
-                raise InvalidInput([Problem(shown, None, "layout", message)])
-            folder = candidate
+                raise InvalidInput([Problem(str(candidate), None, "layout", message)])
+            found = Found(candidate, str(candidate), "path")
         else:
-            folder, shown = LAYOUTS_DIR / name_or_path, str(LAYOUTS_DIR / name_or_path)
-            if not _is_file(folder / DOSSIER_TEMPLATE):
-                known = sorted(
-                    p.name for p in LAYOUTS_DIR.iterdir() if (p / DOSSIER_TEMPLATE).is_file()
-                )
-                message = f"no layout {name_or_path!r} (built in: {', '.join(known)})"
-                raise InvalidInput([Problem(str(name_or_path), None, "layout", message)])
-        layout = cls(folder.resolve(), shown)
+            found = available(project_layouts).get(name_or_path)
+            if found is None or isinstance(found, Broken):
+                raise InvalidInput([_not_found(name_or_path, found, project_layouts)])
+        layout = cls(found.folder.resolve(), found.shown)
         _ = layout.settings  # a broken layout.toml is reported here, before anything renders
         return layout
 
@@ -188,13 +202,101 @@ class Layout:
         return (self.folder, FONTS_DIR.resolve())
 
 
-def layout_problems(name_or_path: str) -> list[Problem]:
-    """What stops a layout from being used (no such folder, broken settings): for `check`."""
+@dataclass(frozen=True)
+class Found:
+    """Where a layout was found: its folder, as messages name it, and its origin ("path",
+    "project", "built in", or the package that installs it)."""
+
+    folder: Path
+    shown: str
+    origin: str
+
+    @property
+    def where(self) -> str:
+        return self.shown
+
+    @property
+    def description(self) -> str:
+        """The layout's own description (layout.toml), or what stops it from being used."""
+        try:
+            layout = Layout(self.folder.resolve(), self.shown)
+            return layout.settings.get("description", "") or "(no description)"
+        except InvalidInput as error:
+            return f"cannot be used: {error.problems[0]}"
+
+
+@dataclass(frozen=True)
+class Broken:
+    """An installed layout that cannot be used, and why."""
+
+    origin: str
+    reason: str
+
+    @property
+    def where(self) -> str:
+        return "entry point"
+
+    @property
+    def description(self) -> str:
+        return f"cannot be used: {self.reason}"
+
+
+def available(project_layouts: Path | None = None) -> dict[str, Found | Broken]:
+    """Every layout known by name, the first of each name in the order of resolution."""
+    found: dict[str, Found | Broken] = {}
+    for name, layout in [
+        *_folders_in(project_layouts, "project"),
+        *_installed(),
+        *_folders_in(LAYOUTS_DIR, "built in"),
+    ]:
+        found.setdefault(name, layout)
+    return found
+
+
+def _folders_in(folder: Path | None, origin: str) -> list[tuple[str, Found]]:
+    if folder is None or not _is_dir(folder):
+        return []
+    return [
+        (path.name, Found(path, str(path), origin))
+        for path in sorted(folder.iterdir())
+        if _is_file(path / DOSSIER_TEMPLATE)
+    ]
+
+
+def _installed() -> list[tuple[str, Found | Broken]]:
+    """Layouts of other packages: an entry point `name = "package"` in the group
+    dossier.layouts names a package whose folder is the layout."""
+    layouts: list[tuple[str, Found | Broken]] = []
+    for entry in importlib.metadata.entry_points(group=LAYOUT_ENTRY_POINTS):
+        origin = f"package {entry.dist.name} {entry.dist.version}" if entry.dist else "package"
+        folder = _package_folder(entry.module)
+        if folder is None:
+            reason = f"its entry point names {entry.value!r}, which is not an installed package"
+            layouts.append((entry.name, Broken(origin, reason)))
+        elif not _is_file(folder / DOSSIER_TEMPLATE):
+            reason = f"no {DOSSIER_TEMPLATE} in {folder}"
+            layouts.append((entry.name, Broken(origin, reason)))
+        else:
+            layouts.append((entry.name, Found(folder, str(folder), origin)))
+    return layouts
+
+
+def _package_folder(name: str) -> Path | None:
+    """The folder of an installed package, found without running its code."""
     try:
-        Layout.find(name_or_path)
-    except InvalidInput as error:
-        return error.problems
-    return []
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):  # a parent package that fails, or a malformed name
+        return None
+    locations = spec.submodule_search_locations if spec is not None else None
+    return Path(next(iter(locations))) if locations else None
+
+
+def _not_found(name: str, found: Broken | None, project_layouts: Path | None) -> Problem:
+    if found is not None:
+        return Problem(name, None, "layout", f"the layout of {found.origin}: {found.reason}")
+    names = [key for key, value in available(project_layouts).items() if isinstance(value, Found)]
+    known = did_you_mean(name, names) or f" (available: {', '.join(sorted(names))})"
+    return Problem(name, None, "layout", f"no layout {name!r}{known}")
 
 
 class LayoutFileRefused(jinja2.TemplateError):

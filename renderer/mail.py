@@ -173,7 +173,7 @@ def compose(
     """One message: a plain-text body, an HTML alternative, the PDFs attached."""
     context = {
         "subject": subject,
-        "organisation": config.organisation,
+        "organisation": config.organisation or "",
         "classification": config.classification,
         "specimens": [summary(record, config) for record in records],
         "attachments": [

@@ -132,7 +132,7 @@ class Matter:
         return {
             "title": "Specimen Compendium",
             "paper": PAPER_SIZES[self.config.paper],
-            "organisation": self.config.organisation,
+            "organisation": self.config.organisation or "",
             "classification": self.config.classification,
             **context,
         }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -59,6 +61,17 @@ class InvalidInput(Exception):
 
 def errors_in(problems: list[Problem]) -> list[Problem]:
     return [problem for problem in problems if problem.is_error]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """` (did you mean 'sdet'?)`, naming the known names closest to a mistyped one (at most
+    three, closest first), to end a message with; '' when none is close. Every suggestion (a
+    record's field, a setting, a slug) is made here, so they all read the same."""
+    close = [repr(found) for found in difflib.get_close_matches(name, list(known), n=3)]
+    if not close:
+        return ""
+    listed = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f" (did you mean {listed}?)"
 
 
 def at_files(problems: list[Problem], files: dict[str, str]) -> list[Problem]:

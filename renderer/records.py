@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import types
@@ -20,7 +19,7 @@ from .glyphs import covered, describe, missing_glyphs
 from .inputfiles import read_bounded
 from .layouts import DEFAULT_LAYOUT
 from .model import KNOWN_VALID, PATTERN_HINTS, Record
-from .problems import InvalidInput, Problem, Severity, errors_in
+from .problems import InvalidInput, Problem, Severity, did_you_mean, errors_in
 from .yamlsource import Location, YamlDocument, YamlProblem, decode, nearest_line, parse
 
 RECORD_SUFFIXES = (".yaml", ".yml")
@@ -172,9 +171,8 @@ def field_path(location: tuple) -> str:
 
 def _suggestion(location: tuple) -> str:
     allowed = _fields_at(location[:-1])
-    close = difflib.get_close_matches(str(location[-1]), allowed, n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
+    if close := did_you_mean(str(location[-1]), allowed):
+        return close
     return f" (allowed: {', '.join(allowed)})" if allowed else ""
 
 

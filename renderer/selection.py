@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from .layouts import DEFAULT_LAYOUT
-from .problems import InvalidInput, Problem, errors_in
+from .problems import InvalidInput, Problem, did_you_mean, errors_in
 from .records import Entry, check_catalog, read_record, record_paths
 
 
@@ -72,6 +73,7 @@ def select_records(
 def _by_slug(chosen: Selection, catalog: Selection, slugs: list[str], records_dir: Path):
     """The catalog's records of these slugs; for a slug whose file was left out, its problems."""
     by_slug = {entry.slug: entry for entry in catalog.entries}
+    known = sorted({*by_slug, *(path.stem for path in catalog.left_out)})
     folder = [problem for problem in catalog.failures if problem.path == str(records_dir)]
     failures, left_out, entries = list(folder), [], []
     for slug in slugs:
@@ -82,13 +84,19 @@ def _by_slug(chosen: Selection, catalog: Selection, slugs: list[str], records_di
             failures += [p for p in catalog.failures if p.path in {str(f) for f in files}]
             left_out += files
         elif not folder:
-            failures.append(Problem(str(records_dir), None, "", f"no record {slug!r}"))
+            failures.append(no_record(records_dir, slug, known))
     return replace(
         chosen,
         entries=chosen.entries + entries,
         failures=chosen.failures + failures,
         left_out=chosen.left_out + left_out,
     )
+
+
+def no_record(records_dir: Path, slug: str, known: Iterable[str]) -> Problem:
+    """A slug that names no record of the folder, with the `known` slugs closest to it: what
+    every command that takes slugs says."""
+    return Problem(str(records_dir), None, "", f"no record {slug!r}{did_you_mean(slug, known)}")
 
 
 def select_entries(

@@ -23,6 +23,20 @@ def test_every_command_has_help(command):
     assert "Exit codes: 0 success; 1 invalid input" in result.output
 
 
+def test_the_help_shows_every_commands_summary_whole():
+    """Click cuts summaries to fit a line ("render every dossier into..."); ours wrap."""
+    import re
+
+    result = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    assert result.exit_code == 0
+    listed = " ".join(result.output.partition("Commands:")[2].split())
+    for name, command in sorted(main.commands.items()):
+        paragraph = " ".join(command.help.partition("\n\n")[0].split())
+        summary = re.match(r".*?\.(?=\s+[^a-z]|$)|.*", paragraph)[0]  # click's first sentence
+        assert f" {name} {summary} " in f" {listed} "
+    assert "..." not in listed
+
+
 def test_help_starts_fast_without_weasyprint_or_pydantic():
     code = "from renderer.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     assert not {"weasyprint", "pydantic", "yaml"} & modules_after(code)
@@ -47,8 +61,35 @@ def test_check_lists_every_problem_and_exits_1(catalog_dir: Path):
         f"{catalog_dir}/sdet.yaml:2: duplicate key 'title' (first on line 1)",
         f"{seed}:{percent_line}: flight_risk.percent: input should be less than or equal to 100"
         " (got 850)",
-        "14 valid record(s), 2 error(s), 0 warning(s)",
     ]
+    assert result.stdout == "14 valid record(s), 2 error(s), 0 warning(s)\n"
+
+
+def test_check_strict_reports_and_counts_warnings_as_errors(tmp_path: Path):
+    from tests.conftest import RECORDS
+
+    sdet = tmp_path / "sdet.yaml"  # alone, so its related specimens are outside the catalog
+    sdet.write_text((RECORDS / "sdet.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    lines = sdet.read_text(encoding="utf-8").splitlines()
+    warnings = [
+        f"{sdet}:{lines.index(f'  slug: {slug}') + 1}: warning: related[{index}].slug: {slug!r}"
+        " is not in this catalog; it will link to the web only"
+        for index, slug in enumerate(
+            ["developer-productivity-lead", SEED_SLUG, "senior-scrum-master"]
+        )
+    ]
+    lenient = run("check", "--records", tmp_path)
+    assert (lenient.exit_code, lenient.stdout) == (
+        0,
+        "1 valid record(s), 0 error(s), 3 warning(s)\n",
+    )
+    assert lenient.stderr.splitlines() == warnings
+    strict = run("check", "--records", tmp_path, "--strict")
+    assert (strict.exit_code, strict.stdout) == (
+        1,
+        "0 valid record(s), 3 error(s), 0 warning(s)\n",
+    )
+    assert strict.stderr.splitlines() == [line.replace("warning: ", "") for line in warnings]
 
 
 def test_wrong_usage_exits_2():
@@ -91,8 +132,7 @@ def test_bad_config_is_reported_with_its_line(tmp_path: Path):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{config}:1: paper: input should be 'a4' or 'letter' (got 'a3')",
-        f"{config}:3: papr: unknown setting (known: base_url, paper, classification,"
-        " organisation, author, layout, date, mail)",
+        f"{config}:3: papr: unknown setting (did you mean 'paper'?)",
     ]
 
 
@@ -123,6 +163,20 @@ def test_render_of_an_unknown_slug_or_nothing(tmp_path: Path):
     result = run("render", "no-such-role", "--out", tmp_path)
     assert (result.exit_code, result.stderr) == (1, "records: no record 'no-such-role'\n")
     assert run("render", "--out", tmp_path).exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mistyped_slug_gets_the_closest_names(tmp_path: Path):
+    result = run("render", "sdte", "--out", tmp_path)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "records: no record 'sdte' (did you mean 'sdet'?)\n",
+    )
+    mail = run("mail", "senior-scrum-mastr", "sdet", "--to", "a@example.org", "--eml-dir", tmp_path)
+    assert (mail.exit_code, mail.stderr) == (
+        1,
+        "records: no record 'senior-scrum-mastr' (did you mean 'senior-scrum-master'?)\n",
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -201,7 +255,31 @@ def test_render_writes_a_png_beside_the_pdf_and_takes_a_layout_folder(tmp_path):
         assert abs(image.width - 595) <= 1 and abs(image.height - 842) <= 1  # A4 at 72 dpi
     missing = run("render", SEED_YAML, "--out", out, "--layout", "nope")
     assert missing.exit_code == 1
-    assert missing.stderr == "nope: layout: no layout 'nope' (built in: classified, memo)\n"
+    assert missing.stderr == "--layout: no layout 'nope' (available: classified, memo)\n"
+
+
+def test_an_unknown_layout_in_the_config_is_named_at_its_line(tmp_path: Path):
+    from tests.conftest import RECORDS
+
+    config = tmp_path / "dossier.toml"
+    config.write_text('paper = "a4"\n\nlayout = "fancy"\n', encoding="utf-8")
+    problem = f"{config}:3: layout: no layout 'fancy' (available: classified, memo)"
+    check = run("check", "--config", config, "--records", RECORDS)
+    assert (check.exit_code, check.stderr) == (1, problem + "\n")
+    assert check.stdout == "16 valid record(s), 1 error(s), 0 warning(s)\n"
+    out = tmp_path / "out"
+    render = run("render", "sdet", "--config", config, "--records", RECORDS, "--out", out,
+                 "--cache", out / ".cache")  # fmt: skip
+    assert (render.exit_code, render.stderr) == (1, problem + "\n")
+    build = run("build", "--config", config, "--records", RECORDS, "--out", out)
+    assert (build.exit_code, build.stderr) == (1, problem + "\n")
+    option = run("render", "sdet", "--config", config, "--records", RECORDS, "--out", out,
+                 "--layout", "fancy")  # fmt: skip
+    assert (option.exit_code, option.stderr) == (
+        1,
+        "--layout: no layout 'fancy' (available: classified, memo)\n",
+    )
+    assert not out.exists()
 
 
 @pytest.mark.slow

@@ -75,15 +75,16 @@ def test_one_slash_between_base_url_and_slug():
             ":2: mail.smtp.ca_file: control character U+0000 at character 3: a setting is one line"
             " of printable text; remove it (got 'ca\\x00.pem')",
         ),
+        ("[mial]\nsender = 'x'\n", ":1: mial: unknown table (did you mean 'mail'?)"),
+        ("[mail]\nsmtp.hots = 'x'\n", ":2: mail.smtp.hots: unknown setting (did you mean 'host'?)"),
         (
-            "[mial]\nsender = 'x'\n",
-            ":1: mial: unknown table (known: base_url, paper, classification, organisation,"
+            "# the catalog\n\ncolour = 'red'\n",
+            ":3: colour: unknown setting (known: base_url, paper, classification, organisation,"
             " author, layout, date, mail)",
         ),
         (
-            "[mail]\nsmtp.hots = 'x'\n",
-            ":2: mail.smtp.hots: unknown setting (known: host, port, security, user,"
-            " password_env, password_file, ca_file, timeout)",
+            "[mail]\n\n  sendr = 'x'\n",
+            ":3: mail.sendr: unknown setting (did you mean 'sender'?)",
         ),
         ("date = 2025-02-30\n", ":1: not valid TOML: invalid date or datetime (column 8)"),
         ("a = " + "[" * 3000 + "]" * 3000 + "\n", ": not valid TOML: values nested too deeply"),
@@ -195,3 +196,22 @@ def test_no_message_shows_a_regular_expression(tmp_path: Path):
 def test_missing_explicit_file(tmp_path: Path):
     with pytest.raises(InvalidInput, match="config file not found"):
         load_config(tmp_path / "none.toml")
+
+
+def test_an_unknown_layout_is_named_where_it_was_set(tmp_path: Path, monkeypatch):
+    path = tmp_path / "dossier.toml"
+    path.write_text('paper = "a4"\n\n# ours\nlayout = "fancy"\n')
+    message = "no layout 'fancy' (available: classified, memo)"
+    config = load_config(path)
+    assert [str(problem) for problem in config.layout_problems()] == [
+        f"{path}:4: layout: {message}"
+    ]
+    with pytest.raises(InvalidInput) as caught:
+        config.require_layout()
+    assert str(caught.value) == f"{path}:4: layout: {message}"
+    option = load_config(path, layout="fancy")
+    assert [str(problem) for problem in option.layout_problems()] == [f"--layout: {message}"]
+    assert load_config(path, layout="memo").layout_problems() == []
+    monkeypatch.chdir(tmp_path)
+    path.write_text('paper = "a4"\n')  # the default layout, whatever is in dossier.toml
+    assert load_config().layout_problems() == []

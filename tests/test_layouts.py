@@ -408,7 +408,7 @@ def test_a_folder_without_the_dossier_template_is_no_layout(tmp_path):
         f"{folder}: layout: no dossier.html.j2 in this folder (see layouts/README.md)"
     ]
     assert problems_of(lambda: Layout.find("x" * 300)) == [
-        f"{'x' * 300}: layout: no layout '{'x' * 300}' (built in: classified, memo)"
+        f"{'x' * 300}: layout: no layout '{'x' * 300}' (available: classified, memo)"
     ]
 
 

@@ -351,14 +351,18 @@ def test_smtp_settings_do_not_change_what_renders():
     assert plain.rendering() == with_server.rendering()
 
 
-def test_unknown_mail_settings_list_the_known_ones(tmp_path):
+def test_unknown_mail_settings_list_the_known_ones_or_the_closest(tmp_path):
     from renderer.config import load_config
 
     config = tmp_path / "dossier.toml"
-    config.write_text("[mail.smtp]\nhots = 'x'\n")
+    config.write_text("[mail.smtp]\nrelay = 'x'\n")  # close to no setting: all are listed
     with pytest.raises(InvalidInput) as error:
         load_config(config)
     assert str(error.value) == (
-        f"{config}:2: mail.smtp.hots: unknown setting (known: host, port, security, user,"
+        f"{config}:2: mail.smtp.relay: unknown setting (known: host, port, security, user,"
         " password_env, password_file, ca_file, timeout)"
     )
+    config.write_text("[mail.smtp]\nhots = 'x'\n")
+    with pytest.raises(InvalidInput) as error:
+        load_config(config)
+    assert str(error.value) == f"{config}:2: mail.smtp.hots: unknown setting (did you mean 'host'?)"

@@ -232,7 +232,7 @@ def test_preview_of_an_unknown_record_suggests_names(tmp_path: Path):
         timeout=30,
     )
     assert result.returncode == 1
-    assert result.stderr == f"{records}: no record 'sdte' (did you mean sdet?)\n"
+    assert result.stderr == f"{records}: no record 'sdte' (did you mean 'sdet'?)\n"
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path):

@@ -18,7 +18,7 @@ from renderer.render import render_dossier, render_dossier_report
 from tests import pdfs
 from tests.conftest import RECORDS, SEED_SLUG, SEED_YAML
 
-CONFIG = Config()
+CONFIG = Config(organisation="Office of Otiose Role Taxonomy", author="Bureau of Specimen Records")
 A4 = (595.3, 841.9)
 LETTER = (612.0, 792.0)
 
@@ -62,6 +62,15 @@ def test_metadata(seed, seed_pdf):
         assert str(info.Subject) == seed.question
         assert str(info.Keywords) == ", ".join(seed.org_chart.aliases)
         assert "/CreationDate" not in info
+
+
+def test_without_organisation_and_author_the_pdf_names_none(seed):
+    """A tool installed for other catalogs prints no organisation of ours by default."""
+    pdf = render_dossier(seed, Config())
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        assert "/Author" not in document.docinfo
+    assert pdfs.normal(CONFIG.organisation) not in pdfs.page_words(pdf)
+    assert pdfs.normal(CONFIG.organisation) in pdfs.page_words(render_dossier(seed, CONFIG))
 
 
 def test_byte_identical_across_runs(seed, seed_pdf):
