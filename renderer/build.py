@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cache import RenderCache, cache_key, inputs_fingerprint
 from .config import Config
@@ -18,6 +19,9 @@ from .problems import InvalidInput, Problem, at_files
 from .records import Entry
 from .slots import Typeset
 from .workers import Workers
+
+if TYPE_CHECKING:
+    from .outbox import FileCopies
 
 Progress = Callable[[int, int], None]
 
@@ -214,14 +218,17 @@ def render_dossiers(
     variant: str | None = None,
     echo: Callable[..., None] = print,
     png_dpi: int | None = None,
+    copies: FileCopies | None = None,
 ) -> list[Problem]:
     """Render each entry to <out>/<slug>.pdf (and .png at `png_dpi`), echoing each path written;
     returns the problems of those that failed, located at their files (or at the output that
-    could not be written: an output that is no regular file is refused before rendering)."""
+    could not be written: an output that is no regular file is refused before rendering).
+    With `copies`, each file is a traced copy for one recipient, <out>/<slug>--<name>.pdf."""
     ready, problems = [], []
+    stem = "{slug}" if copies is None else f"{{slug}}--{copies.name}"
     for entry in entries:
         try:
-            for path in _outputs(out, entry.slug, png_dpi):
+            for path in _outputs(out, stem.format(slug=entry.slug), png_dpi):
                 replaceable(path)
         except InvalidInput as error:
             problems += error.problems
@@ -234,8 +241,12 @@ def render_dossiers(
             typeset = pending.typeset(key)  # written as soon as it is there
             if typeset is None:  # failed: its problems are in the run's report
                 continue
+            outputs = _outputs(out, stem.format(slug=entry.slug), png_dpi)
             try:
-                _write_outputs(typeset.single, _outputs(out, entry.slug, png_dpi), png_dpi, echo)
+                pdf = typeset.single
+                if copies is not None:
+                    pdf = copies.make(entry.slug, pdf, outputs[0])
+                _write_outputs(pdf, outputs, png_dpi, echo)
             except InvalidInput as error:  # this output cannot be written; the others still can
                 problems += error.problems
         run = pending.finish()
@@ -243,8 +254,8 @@ def render_dossiers(
     return problems
 
 
-def _outputs(out: Path, slug: str, png_dpi: int | None) -> list[Path]:
-    pdf = out / f"{slug}.pdf"
+def _outputs(out: Path, stem: str, png_dpi: int | None) -> list[Path]:
+    pdf = out / f"{stem}.pdf"
     return [pdf] if png_dpi is None else [pdf, pdf.with_suffix(".png")]
 
 

@@ -291,6 +291,14 @@ cache_option = click.option(
     " out/.cache in the project folder].",
 )
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
+ledger_option = click.option(
+    "--ledger",
+    "ledger_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where every delivery and traced copy is recorded [default: out/mail-ledger.jsonl in"
+    " the project folder].",
+)
 scheduler_option = click.option(
     "--scheduler", default=None, help="Render on a Dask cluster at tcp://HOST:PORT."
 )
@@ -299,6 +307,24 @@ keep_going_option = click.option(
     is_flag=True,
     help="Bind the compendium without the records that have problems (listed on its contents).",
 )
+
+
+def ledger_path(project, given: Path | None) -> Path:
+    from .ledger import LEDGER_NAME
+
+    return project.out / LEDGER_NAME if given is None else given
+
+
+def file_copies(address: str, config, project, ledger_file: Path | None):
+    """`render --stamp-for`: traced copies for one address, recorded in the ledger."""
+    from . import ledger
+    from .mail import parse_address
+    from .outbox import FileCopies
+
+    recipient = parse_address(address, "--stamp-for").addr_spec
+    book = ledger_path(project, ledger_file)
+    ledger.check_writable(book)
+    return FileCopies(recipient, config, book)
 
 
 def make_builder(cache_dir: Path, jobs: int | None, quiet: bool, scheduler: str | None = None):
@@ -357,6 +383,10 @@ def _progress_bar():
 @click.option("--png", is_flag=True, help="Also write <out>/<slug>.png (extra: dossier[png]).")
 @click.option("--dpi", type=click.IntRange(36, 600), default=110, show_default=True,
               help="Resolution of the PNG.")  # fmt: skip
+@click.option("--stamp-for", "stamp_for", metavar="ADDR",
+              help="Write a traced copy for ADDR instead, <out>/<slug>--<addr>.pdf, stamped and"
+              " recorded in the ledger (dossier trace names ADDR from it).")  # fmt: skip
+@ledger_option
 @jobs_option
 @cache_option
 @quiet_option
@@ -365,7 +395,7 @@ def _progress_bar():
 @project_options
 def render(
     targets, render_all, project, records_dir, out, paper, base_url, layout, pdf_variant,
-    png, dpi, jobs, cache_dir, quiet,
+    png, dpi, stamp_for, ledger_file, jobs, cache_dir, quiet,
 ):  # fmt: skip
     """Render records to one-page PDF dossiers, <out>/<slug>.pdf.
 
@@ -379,11 +409,13 @@ def render(
     config = config_of(project, paper=paper, base_url=base_url, layout=layout)
     out = project.out / "dossiers" if out is None else out
     cache_dir = project.cache if cache_dir is None else cache_dir
+    copies = file_copies(stamp_for, config, project, ledger_file) if stamp_for else None
     builder = make_builder(cache_dir, jobs, quiet)
     with one_at_a_time(cache_dir), builder.session():  # a worker starts while records load
         selection = select_records(records_dir, targets, builder.cache, config.layout)
         failed = render_dossiers(selection.entries, config, out, builder, variant=pdf_variant,
-                                 echo=click.echo, png_dpi=dpi if png else None)  # fmt: skip
+                                 echo=click.echo, png_dpi=dpi if png else None,
+                                 copies=copies)  # fmt: skip
     selection = selection.without(failed)
     show_problems(selection.failures)
     if selection.failures:
@@ -559,6 +591,28 @@ def preview(slug, project, records_dir, port, paper, base_url, layout) -> None:
 @click.option("--smtp", "smtp_address", default=None, metavar="HOST:PORT",
               help="Mail server [config: mail.smtp; env: DOSSIER_SMTP_HOST, _PORT].")  # fmt: skip
 @click.option("--insecure", is_flag=True, help="Allow sending without TLS to a remote server.")
+@click.option("--stamp", is_flag=True,
+              help="Each recipient gets numbered, traced copies: COPY n OF N · EYES ONLY ·"
+              " address · date on every page (dossier trace reads them).")  # fmt: skip
+@click.option("--encrypt", is_flag=True,
+              help="Each recipient's copies are encrypted (AES-256) with their password:"
+              " printing allowed, changes not.")  # fmt: skip
+@click.option("--passwords", "passwords_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of address,password for --encrypt [default: generated, and kept in"
+              " mail-passwords.csv beside the ledger, readable by you alone].")  # fmt: skip
+@click.option("--sign", "sign_p12", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="CERT.p12",
+              help="Sign every PDF (PAdES B-B; extra dossier[sign]).")  # fmt: skip
+@click.option("--sign-password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File whose first line is CERT.p12's passphrase.")  # fmt: skip
+@ledger_option
+@click.option("--resend", is_flag=True,
+              help="Send again what the ledger says these recipients already have.")  # fmt: skip
+@click.option("--dry-run", is_flag=True,
+              help="Print every message that would go; write, send and record nothing.",
+              )  # fmt: skip
+@click.option("--rate", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Send at most N messages a minute.")  # fmt: skip
 @layout_option
 @jobs_option
 @cache_option
@@ -568,23 +622,32 @@ def preview(slug, project, records_dir, port, paper, base_url, layout) -> None:
 @project_options
 def mail(
     targets, recipients, each, with_compendium, subject, sender, eml_dir, smtp_address, insecure,
-    project, records_dir, layout, jobs, cache_dir, quiet,
+    stamp, encrypt, passwords_file, sign_p12, sign_password_file, ledger_file, resend, dry_run,
+    rate, project, records_dir, layout, jobs, cache_dir, quiet,
 ):  # fmt: skip
     """E-mail dossiers (and the compendium) as PDF attachments, or write them as .eml drafts.
 
-    The SMTP password comes only from the environment variable DOSSIER_SMTP_PASSWORD (or the
-    one named by mail.smtp.password_env) or from a file (DOSSIER_SMTP_PASSWORD_FILE or
-    mail.smtp.password_file). Exit code 1 also when any recipient did not accept a message.
+    Every delivery is recorded in the ledger, and what a recipient already has is not sent to
+    them again (unless --resend). The SMTP password comes only from the environment variable
+    DOSSIER_SMTP_PASSWORD (or the one named by mail.smtp.password_env) or from a file
+    (DOSSIER_SMTP_PASSWORD_FILE or mail.smtp.password_file). Exit code 1 also when any
+    recipient did not accept a message.
     """
     import os
 
+    from . import ledger, outbox, smtp
     from . import mail as post
-    from . import smtp
     from .records import load_catalog
     from .selection import select_entries
 
     if not targets and not with_compendium:
         raise click.UsageError("name records (SLUG or PATH) or use --compendium")
+    if (stamp or encrypt) and not each and len(recipients) > 1:
+        raise click.UsageError("--stamp and --encrypt make each recipient's own copy: add --each")
+    if passwords_file and not encrypt:
+        raise click.UsageError("--passwords goes with --encrypt")
+    if sign_password_file and not sign_p12:
+        raise click.UsageError("--sign-password-file goes with --sign")
     config = config_of(project, layout=layout)
     cache_dir = project.cache if cache_dir is None else cache_dir
     addresses = [post.parse_address(text) for text in recipients]
@@ -592,11 +655,17 @@ def mail(
     sender_where = "--from" if sender else "mail.sender"
     from_address = post.parse_address(sender_text, sender_where) if sender_text else None
     subject = post.header_text(subject, "--subject") if subject else None
+    book = ledger_path(project, ledger_file)
     server = None
-    if eml_dir is None:
+    if eml_dir is None and not dry_run:
         if from_address is None:
             raise click.UsageError("give --from ADDR or set mail.sender in dossier.toml")
         server = smtp.smtp_server(config.mail.smtp, os.environ, smtp_address, insecure)
+    protection = outbox.protection_for(
+        [address.addr_spec for address in addresses], stamp=stamp, encrypt=encrypt,
+        passwords_file=passwords_file, sign_p12=sign_p12, sign_password_file=sign_password_file,
+        generated=book.parent / outbox.PASSWORDS_NAME, dry_run=dry_run,
+    )  # fmt: skip
     builder = make_builder(cache_dir, jobs, quiet)
     with one_at_a_time(cache_dir), builder.session():
         entries = (
@@ -610,25 +679,77 @@ def mail(
         records = [entry.record for entry in entries]
         subject = subject or post.default_subject(records, with_compendium, len(catalog or ()))
         groups = [[address] for address in addresses] if each else [addresses]
-        if eml_dir is not None:  # a draft already there stops us before anything is rendered
-            post.draft_paths(subject, [group[0].addr_spec for group in groups], eml_dir)
+        book_read = ledger.read_ledger(book)
+        targets = []
+        if eml_dir is not None:  # a draft already there stops us before rendering
+            targets = post.draft_paths(subject, [group[0].addr_spec for group in groups], eml_dir)
+            known = outbox.may_have_drafts(groups, book_read, subject)
+            post.refuse_existing(
+                [t for t, k in zip(targets, known, strict=True) if resend or not k]
+            )
         attachments = post.gather_attachments(entries, config, builder, catalog)
     post.check_size(attachments, config.mail.max_attachment_mb)
-    messages = [
-        post.compose(records, attachments, recipients=group, subject=subject, config=config,
-                     sender=from_address)
-        for group in groups
-    ]  # fmt: skip
+    if not dry_run:  # a ledger that cannot take a line stops us before anything goes
+        ledger.check_writable(book)
+    items = list(outbox.outgoing(records, attachments, groups, subject=subject, config=config,
+                                 sender=from_address, protection=protection))  # fmt: skip
+    via = "eml" if eml_dir is not None else "smtp"
+    show_problems(book_read.skipped)
+    going, going_targets = [], []
+    for number, item in enumerate(items):
+        before = None if resend else outbox.delivered_before(item, book_read, via)
+        if dry_run:
+            made = {"stamped": stamp, "encrypted": encrypt, "signed": sign_p12}
+            click.echo(outbox.describe(item, before, made))
+        elif before is not None:
+            ledger.record(book, outbox.skipped(item, before))
+            click.echo(f"skipped {', '.join(item.recipients)}: already delivered {before.time}"
+                       f" in {before.message_id} (--resend sends it again)")  # fmt: skip
+        else:
+            going.append(item)
+            going_targets += targets[number : number + 1]
+    if dry_run:
+        return
+    if going and protection.passwords is not None and passwords_file is None:
+        click.echo(f"passwords for the encrypted copies: {book.parent / outbox.PASSWORDS_NAME}")
     if eml_dir is not None:
-        for path in post.write_drafts(messages, eml_dir):
+        for path in outbox.write(going, going_targets, book):
             click.echo(str(path))
         return
-    failed = False
-    for delivery in smtp.send(messages, server):
-        if delivery.accepted:
-            click.echo(f"sent to {', '.join(delivery.accepted)}: {delivery.subject}")
-        for recipient, reason in delivery.refused.items():
-            click.echo(f"NOT sent to {recipient}: {reason}", err=True)
-            failed = True
-    if failed:
+    failures = []
+    outbox.send(going, server, book, rate, on_delivery=lambda d: failures.extend(show_delivery(d)))
+    if failures:
         raise SystemExit(1)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@ledger_option
+@config_option
+@reports_invalid_input
+def trace(file: Path, ledger_file: Path | None, config_path: Path | None) -> None:
+    """Say who received a traced copy (dossier mail --stamp, render --stamp-for), from the ledger.
+
+    Exit code 1 for a file that is not a traced copy, or one the ledger does not list."""
+    from .copies import trace_copy
+    from .project import Project
+
+    book = ledger_path(Project.find(config_path), ledger_file)
+    found, line = trace_copy(file, book)
+    click.echo(f"{file}: {line}")
+    if found is None:
+        raise SystemExit(1)
+
+
+def show_delivery(delivery) -> list[str]:
+    """One line for those who got the message, one for each who did not or perhaps did;
+    returns the recipients that did not surely get it."""
+    if delivery.accepted:
+        click.echo(f"sent to {', '.join(delivery.accepted)}: {delivery.subject}")
+    for recipient, outcome in delivery.outcomes.items():
+        if outcome.status == "unknown":
+            click.echo(f"PERHAPS sent to {recipient}: {outcome.reason}; the message went, the"
+                       " answer did not come (the ledger counts it as sent)", err=True)  # fmt: skip
+        elif outcome.status != "sent":
+            click.echo(f"NOT sent to {recipient}: {outcome.reason}", err=True)
+    return list(delivery.refused)

@@ -14,6 +14,9 @@ MATTER, COVER, CONTENTS, INDEX, BLANK = (
     "matter.html.j2", "cover.html.j2", "contents.html.j2", "index.html.j2", "blank.html.j2"
 )  # fmt: skip
 MATTER_TEMPLATES = (MATTER, COVER, CONTENTS, INDEX, BLANK, "compendium.css")
+# a distribution copy's stamp: one page of the paper size, its text in the zone the layout keeps
+# free on every page, dossier and compendium alike (renderer/copies.py)
+STAMP_TEMPLATE = "stamp.html.j2"
 SHEET_ID = "sheet"  # the element of a dossier whose height must fit the page
 # config's paper setting -> the CSS page size a template writes, and that size in CSS lengths
 PAPER_SIZES = {"a4": "A4", "letter": "letter"}

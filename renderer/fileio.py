@@ -64,9 +64,12 @@ class AlreadyExists(InvalidInput):
         super().__init__([Problem(str(path), None, "", "already exists; not overwritten")])
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = True) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    with atomic_writer(path, overwrite=overwrite) as stream:
+def write_atomic(
+    path: Path, data: bytes, *, overwrite: bool = True, mode: int | None = None
+) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename; the
+    file gets `mode`, else the mode of the file it replaces."""
+    with atomic_writer(path, overwrite=overwrite, mode=mode) as stream:
         stream.write(data)
 
 
@@ -114,7 +117,9 @@ class _Temporary:
 
 
 @contextmanager
-def atomic_writer(path: Path, *, overwrite: bool = True) -> Iterator[_Temporary]:
+def atomic_writer(
+    path: Path, *, overwrite: bool = True, mode: int | None = None
+) -> Iterator[_Temporary]:
     """A binary stream that becomes `path` when the block ends, and nothing if it fails.
 
     With `overwrite=False`, an existing `path` (even a dangling link) raises AlreadyExists.
@@ -125,7 +130,7 @@ def atomic_writer(path: Path, *, overwrite: bool = True) -> Iterator[_Temporary]
     make_folder(target.parent)
     remove_dead_temporaries(target.parent)
     try:
-        handle, temporary = _create_temporary(target)
+        handle, temporary = _create_temporary(target, mode)
     except OSError as error:
         raise InvalidInput([os_problem(error, "write", path)]) from None
     stream = os.fdopen(handle, "wb")
@@ -178,10 +183,11 @@ def _put_in_place_of_nothing(temporary: Path, target: Path) -> None:
         temporary.unlink()
 
 
-def _create_temporary(target: Path) -> tuple[int, Path]:
-    """A new file beside `target`, created exclusively, with the mode `target` has or would get."""
+def _create_temporary(target: Path, mode: int | None = None) -> tuple[int, Path]:
+    """A new file beside `target`, created exclusively, with `mode`, else the mode `target` has
+    or would get."""
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
+        mode = stat.S_IMODE(target.stat().st_mode) if mode is None else mode
     except FileNotFoundError:
         mode = None
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW

@@ -203,14 +203,14 @@ def recipients_of(message: EmailMessage) -> list[str]:
 
 
 # -- drafts ------------------------------------------------------------------------------------
-def write_drafts(messages: list[EmailMessage], folder: Path) -> Iterator[Path]:
-    """Each message as a draft file (see draft_paths), opened as a draft by mail clients; each
-    path is given once its file is whole, so that a failure half-way leaves a known set.
+def write_drafts(messages: list[EmailMessage], targets: list[Path]) -> Iterator[Path]:
+    """Each message as a draft file at its target (see draft_paths), opened as a draft by mail
+    clients; each path is given once its file is whole, so that a failure half-way leaves a
+    known set.
 
     Existing files are never overwritten: every name is checked before anything is written.
     """
-    first_recipients = [recipients_of(message)[0] for message in messages]
-    targets = draft_paths(str(messages[0]["Subject"]), first_recipients, folder)
+    refuse_existing(targets)
     for message, target in zip(messages, targets, strict=True):
         message["X-Unsent"] = "1"  # Outlook and Thunderbird open the file as a draft to send
         write_atomic(target, message.as_bytes(policy=SMTP_POLICY), overwrite=False)
@@ -219,21 +219,24 @@ def write_drafts(messages: list[EmailMessage], folder: Path) -> Iterator[Path]:
 
 def draft_paths(subject: str, first_recipients: list[str], folder: Path) -> list[Path]:
     """Where the drafts of messages to these (first) recipients go: <subject>.eml for one
-    message, <subject>--<recipient>.eml for each of several, a file of its own for every one.
-    InvalidInput, naming them, when any is already there: callers may ask before rendering."""
+    message, <subject>--<recipient>.eml for each of several, a file of its own for every one."""
     stem = slugify(subject)[:DRAFT_STEM_LENGTH].strip("-") or "dossier"
     if len(first_recipients) == 1:
         names = [f"{stem}.eml"]
     else:
         names = [f"{stem}--{name}.eml" for name in draft_names(first_recipients)]
-    targets = [folder / name for name in names]
+    return [folder / name for name in names]
+
+
+def refuse_existing(targets: list[Path]) -> None:
+    """InvalidInput, naming them, when any target is already there (a link too): drafts never
+    replace a file, and callers may ask before anything is rendered."""
     existing = [target for target in targets if target.exists() or target.is_symlink()]
     if existing:
         problems = [
             Problem(str(path), None, "", "already exists; not overwritten") for path in existing
         ]
         raise InvalidInput(problems)
-    return targets
 
 
 def draft_names(recipients: list[str]) -> Iterator[str]:

@@ -1,4 +1,5 @@
-"""SMTP: where to send (command line, environment, config), TLS, login, and one line per failure."""
+"""SMTP: where to send (command line, environment, config), TLS, login, retries and rate, and
+one line per failure."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import socket
 import ssl
 import stat
 import threading
+import time
 from base64 import b64decode, b64encode
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -216,42 +218,233 @@ class NoLoginMethod(smtplib.SMTPException):
 FAILURES = (OSError, smtplib.SMTPException, ValueError)
 
 
+RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds before each retry of a temporary failure
+
+# what became of a message for one recipient (Outcome.status)
+SENT = "sent"
+REFUSED = "refused"  # for good: a 5xx answer, or a message this server cannot take as it is
+FAILED = "failed"  # not sent: temporary failures until the retries ran out, or no connection
+UNKNOWN = "unknown"  # the whole message went, then the connection was lost before the answer
+TEMPORARY = "temporary"  # within one try only: worth another
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a message for one recipient: its status (SENT, REFUSED, FAILED or
+    UNKNOWN), the reason in one line (empty when sent), and how many tries it took."""
+
+    status: str
+    reason: str = ""
+    attempts: int = 1
+
+
 @dataclass
 class Delivery:
-    """What happened to one message: who accepted it, who did not and why."""
+    """What happened to one message (its Message-ID), recipient by recipient."""
 
     subject: str
-    accepted: list[str]
-    refused: dict[str, str]
+    message_id: str
+    outcomes: dict[str, Outcome]
+
+    @property
+    def accepted(self) -> list[str]:
+        return [who for who, outcome in self.outcomes.items() if outcome.status == SENT]
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Every recipient the message did not surely reach, and why."""
+        return {who: got.reason for who, got in self.outcomes.items() if got.status != SENT}
 
     @property
     def ok(self) -> bool:
         return not self.refused
 
 
-def send(messages: list[EmailMessage], server: Server) -> list[Delivery]:
-    """Send every message over one connection; a failure is reported, never raised."""
-    deliveries = []
-    connection = _client(server)
-    deadline = Deadline(connection, server.timeout)
+def send(
+    messages: list[EmailMessage],
+    server: Server,
+    rate: float | None = None,
+    *,
+    retry_delays: Sequence[float] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Delivery]:
+    """Send the messages, over one connection while it lasts, yielding each one's Delivery as
+    soon as it is known (the next message goes when the next Delivery is asked for).
+
+    A temporary failure (a 4xx answer; the connection dropped or timed out, which opens a new
+    one) is tried again after each of `retry_delays` (RETRY_DELAYS); a permanent one (5xx) is
+    not, nor a lost answer once the whole message went (UNKNOWN: it may have arrived). A first
+    connection that fails fails every message at once. With `rate`, tries (retries included)
+    start at least 60/rate seconds apart. A failure is reported, never raised.
+    """
+    session, pace = _Session(server), _Pace(rate, clock, sleep)
+    delays = RETRY_DELAYS if retry_delays is None else tuple(retry_delays)
     try:
-        with deadline.within(server.timeout):
-            _connect(connection, server)
-    except FAILURES as error:
-        connection.close()
-        reason = describe_failure(error, server)
-        return [_failed(message, reason) for message in messages]
-    try:
-        for message in messages:
-            delivery = _send_one(connection, message, server, deadline)
-            deliveries.append(delivery)
-            if not delivery.ok and not delivery.accepted and _is_disconnected(connection, deadline):
+        try:
+            session.open()
+        except FAILURES as error:
+            reason = describe_failure(error, server)
+            yield from (_failed(message, reason) for message in messages)
+            return
+        for index, message in enumerate(messages):
+            delivery = _deliver(session, message, pace, delays)
+            yield delivery
+            if _gave_up_on_the_connection(delivery, session):
                 reason = "connection lost before this message"
-                deliveries += [_failed(m, reason) for m in messages[len(deliveries) :]]
-                break
+                yield from (_failed(later, reason) for later in messages[index + 1 :])
+                return
     finally:
-        _quit(connection, deadline, server.timeout)
-    return deliveries
+        session.close()
+
+
+def _gave_up_on_the_connection(delivery: Delivery, session: _Session) -> bool:
+    """Whether the retries of this message could not keep a connection: the messages after it
+    are then not tried."""
+    gave_up = any(outcome.status == FAILED for outcome in delivery.outcomes.values())
+    return gave_up and not session.is_open
+
+
+class _Pace:
+    """Waits before each try: at least the given delay, and, at `rate` tries a minute, until
+    60/rate seconds after the previous try started."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float], sleep: Callable) -> None:
+        self.interval = 60 / rate if rate else 0.0
+        self.clock, self.sleep, self.started = clock, sleep, None
+
+    def wait(self, delay: float = 0.0) -> None:
+        pause = delay
+        if self.started is not None:
+            pause = max(delay, self.started + self.interval - self.clock())
+        if pause > 0:
+            self.sleep(pause)
+        self.started = self.clock()
+
+
+def _deliver(session: _Session, message: EmailMessage, pace: _Pace, delays: tuple) -> Delivery:
+    """One message, tried again after each delay for the recipients whose failure was
+    temporary (only those: the others have their answer)."""
+    outcomes: dict[str, Outcome] = {}
+    recipients = list(dict.fromkeys(recipients_of(message)))
+    pending = recipients
+    for attempt, delay in enumerate((0.0, *delays), start=1):
+        pace.wait(delay)
+        results = _attempt(session, message, pending, retry=attempt > 1)
+        for recipient, (status, reason) in results.items():
+            if status != TEMPORARY or attempt > len(delays):
+                final = FAILED if status == TEMPORARY else status
+                outcomes[recipient] = Outcome(final, _after(reason, attempt), attempt)
+        pending = [recipient for recipient in pending if recipient not in outcomes]
+        if not pending:
+            break
+    in_order = {recipient: outcomes[recipient] for recipient in recipients}
+    return Delivery(str(message["Subject"]), _message_id(message), in_order)
+
+
+def _attempt(
+    session: _Session, message: EmailMessage, recipients: list[str], retry: bool
+) -> dict[str, tuple[str, str]]:
+    """One try: each recipient's status (SENT, REFUSED, TEMPORARY or UNKNOWN) and reason."""
+    try:
+        refused = session.send(message, recipients, retry)
+    except smtplib.SMTPRecipientsRefused as error:  # all of them, or those before a 421
+        cut_short = (TEMPORARY, _response(*list(error.recipients.values())[-1]))
+        return _answers(recipients, error.recipients, cut_short)
+    except FAILURES as error:
+        status = _status_of_failure(error, session.message_went)
+        return dict.fromkeys(recipients, (status, describe_failure(error, session.server)))
+    return _answers(recipients, refused, (SENT, ""))
+
+
+def _answers(recipients: list[str], refused: dict, others: tuple[str, str]) -> dict:
+    """Each recipient's status and reason from the server's answers to those it refused."""
+    results = {}
+    for recipient in recipients:
+        if recipient in refused:
+            code, text = refused[recipient]
+            results[recipient] = (_status_of_code(code), _response(code, text))
+        else:
+            results[recipient] = others
+    return results
+
+
+def _status_of_code(code: int) -> str:
+    return TEMPORARY if 400 <= code < 500 else REFUSED
+
+
+def _status_of_failure(error: BaseException, message_went: bool) -> str:
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _status_of_code(error.smtp_code)
+    if message_went:  # the server may have taken it: sending it again could deliver it twice
+        return UNKNOWN
+    lost = isinstance(error, OSError | smtplib.SMTPServerDisconnected)
+    return TEMPORARY if lost and not isinstance(error, ssl.SSLError) else REFUSED
+
+
+def _after(reason: str, attempts: int) -> str:
+    if not reason or attempts == 1:
+        return reason
+    retries = attempts - 1
+    return f"{reason} (after {retries} {'retry' if retries == 1 else 'retries'})"
+
+
+def _message_id(message: EmailMessage) -> str:
+    return str(message["Message-ID"] or "")
+
+
+class _Session:
+    """The connection to the server, opened again for a try when the last one lost it."""
+
+    def __init__(self, server: Server):
+        self.server, self.message_went = server, False
+        self.connection: smtplib.SMTP | None = None
+        self.deadline: Deadline | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.connection is not None and self.connection.sock is not None
+
+    def open(self) -> None:
+        """Connect, greet, secure and log in (raises FAILURES)."""
+        self.connection = _client(self.server)
+        self.deadline = Deadline(self.connection, self.server.timeout)
+        try:
+            with self.deadline.within(self.server.timeout):
+                _connect(self.connection, self.server)
+        except FAILURES:
+            self.drop()
+            raise
+
+    def send(self, message: EmailMessage, recipients: list[str], retry: bool) -> dict:
+        """Send to these recipients; those refused, with the server's answers (raises
+        FAILURES). A connection that failed is dropped, for the next try to open anew."""
+        self.message_went = False
+        if not self.is_open:
+            self.open()
+        connection, deadline = self.connection, self.deadline
+        connection.message_went = False
+        # a large message takes longer to upload: its time grows at 64 KB a second
+        seconds = self.server.timeout + len(message.as_bytes()) / 65_536
+        try:
+            with deadline.within(seconds):
+                if retry:
+                    connection.rset()  # whatever the failed try left half done
+                return connection.send_message(message, to_addrs=recipients)
+        except FAILURES as error:
+            self.message_went = connection.message_went
+            if not isinstance(error, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
+                self.drop()
+            raise
+
+    def drop(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+    def close(self) -> None:
+        if self.is_open:
+            _quit(self.connection, self.deadline, self.server.timeout)
+        self.drop()
 
 
 class Deadline:
@@ -286,7 +479,10 @@ class Deadline:
 
 class _ConnectsLater:
     """smtplib's client, created before it connects (so that the deadline can reach its socket
-    from the start), connecting as it does when given a host at once."""
+    from the start), connecting as it does when given a host at once; it notes when a whole
+    message has gone to the server (`message_went`)."""
+
+    message_went = False
 
     def connect(self, host="localhost", port=0, source_address=None):
         self._host = host  # as SMTP.__init__ sets it: TLS names the server by it
@@ -294,6 +490,12 @@ class _ConnectsLater:
         if code != 220:
             raise smtplib.SMTPConnectError(code, message)
         return code, message
+
+    def send(self, s):
+        self.message_went = False
+        super().send(s)
+        # smtplib's data() ends the message with CRLF.CRLF; no command line ends so
+        self.message_went = isinstance(s, bytes) and s.endswith(b"\r\n.\r\n")
 
 
 class _Client(_ConnectsLater, smtplib.SMTP):
@@ -381,34 +583,10 @@ def _base64(data: bytes) -> str:
 LOGINS = {"CRAM-MD5": _login_cram_md5, "PLAIN": _login_plain, "LOGIN": _login_login}
 
 
-def _send_one(
-    connection: smtplib.SMTP, message: EmailMessage, server: Server, deadline: Deadline
-) -> Delivery:
-    recipients = recipients_of(message)
-    # a large message takes longer to upload: its time grows at 64 KB a second
-    seconds = server.timeout + len(message.as_bytes()) / 65_536
-    try:
-        with deadline.within(seconds):
-            refused = connection.send_message(message)
-    except smtplib.SMTPRecipientsRefused as error:
-        refused = error.recipients
-    except FAILURES as error:
-        return _failed(message, describe_failure(error, server))
-    reasons = {recipient: _response(*answer) for recipient, answer in refused.items()}
-    accepted = [recipient for recipient in recipients if recipient not in reasons]
-    return Delivery(str(message["Subject"]), accepted, reasons)
-
-
 def _failed(message: EmailMessage, reason: str) -> Delivery:
-    return Delivery(str(message["Subject"]), [], dict.fromkeys(recipients_of(message), reason))
-
-
-def _is_disconnected(connection: smtplib.SMTP, deadline: Deadline) -> bool:
-    try:
-        with deadline.within(deadline.timeout):
-            return connection.noop()[0] != 250
-    except FAILURES:
-        return True
+    """A message not tried: every recipient FAILED for the same reason."""
+    outcomes = dict.fromkeys(recipients_of(message), Outcome(FAILED, reason))
+    return Delivery(str(message["Subject"]), _message_id(message), outcomes)
 
 
 def _response(code: int, text: bytes | str) -> str:

@@ -126,3 +126,11 @@ def smtp():
     controller.start()
     yield SimpleNamespace(received=recorder.received, address=f"127.0.0.1:{port}", port=port)
     controller.stop()
+
+
+@pytest.fixture(scope="module")
+def signing(tmp_path_factory):
+    """A test CA and a signer's PKCS#12 file (tests/signing.py)."""
+    from tests.signing import make_signing
+
+    return make_signing(tmp_path_factory.mktemp("signing"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from email.parser import BytesParser
 from email.policy import default
 from pathlib import Path
@@ -34,8 +35,12 @@ CLEAN_ENVIRONMENT = dict.fromkeys(
 
 
 def mail(rendered, *args, env=None):
-    common = ("--records", rendered.records, "--cache", rendered.cache, "--jobs", "1", "--quiet")
-    return run("mail", *args, *common, env={**CLEAN_ENVIRONMENT, **(env or {})})
+    """`dossier mail` on the rendered catalog, with a ledger of its own (a later --ledger in
+    `args` wins), so that no test skips what another one sent."""
+    ledger = rendered.cache.parent / f"ledger-{uuid.uuid4().hex}.jsonl"
+    common = ("--records", rendered.records, "--cache", rendered.cache, "--jobs", "1", "--quiet",
+              "--ledger", ledger)  # fmt: skip
+    return run("mail", *common, *args, env={**CLEAN_ENVIRONMENT, **(env or {})})
 
 
 class Recorder:

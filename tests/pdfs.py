@@ -93,3 +93,8 @@ def record_texts(record: Record) -> list[str]:
 def normal(value: str) -> str:
     """Whitespace collapsed and case folded: the layout may set text in capitals."""
     return re.sub(r"\s+", " ", value).strip().casefold()
+
+
+def page_text(pdf: bytes, number: int) -> str:
+    """The text of one page (0-based), as pypdf extracts it."""
+    return PdfReader(io.BytesIO(pdf)).pages[number].extract_text()

@@ -9,6 +9,8 @@ import socket
 import ssl
 import threading
 import time
+from collections import Counter
+from email.message import EmailMessage
 from types import SimpleNamespace
 
 import pytest
@@ -295,8 +297,10 @@ def test_a_server_that_hangs_up_at_once_is_one_line_per_recipient(rendered, tcp_
     )
 
 
-def test_a_server_that_hangs_up_mid_session_is_one_line_per_recipient(rendered, tcp_server,
-                                                                       tmp_path):  # fmt: skip
+def test_a_server_that_hangs_up_mid_session_is_one_line_per_recipient(
+    rendered, tcp_server, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(outgoing, "RETRY_DELAYS", (0, 0, 0))
     address = tcp_server(hang_up_after_hello)
     result = mail(rendered, SEED_SLUG, "--to", "ann@example.org", "--to", "bo@example.org",
                   "--each", "--from", "desk@example.org", "--smtp", address,
@@ -304,7 +308,7 @@ def test_a_server_that_hangs_up_mid_session_is_one_line_per_recipient(rendered, 
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == (
-        f"NOT sent to ann@example.org: {address} closed the connection\n"
+        f"NOT sent to ann@example.org: {address} closed the connection (after 3 retries)\n"
         "NOT sent to bo@example.org: connection lost before this message\n"
     )
 
@@ -444,3 +448,347 @@ def test_no_server_anywhere_says_where_to_set_one():
     with pytest.raises(InvalidInput) as error:
         outgoing.smtp_server(SmtpSettings(), {})
     assert "no SMTP server: give --smtp HOST:PORT" in str(error.value)
+
+
+# -- retries and rate ---------------------------------------------------------------------------
+Outcome = outgoing.Outcome
+TRY_LATER = "451 4.7.1 try later"
+
+
+def message_to(*recipients: str, number: int = 1) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "desk@example.org"
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = f"Dossier {number}"
+    message["Message-ID"] = f"<{number}@example.org>"
+    message.set_content("The dossier is attached.")
+    return message
+
+
+class Scripted(Recorder):
+    """A Recorder that first answers MAIL, DATA (after the message) and RCPT (for an address)
+    from its scripts, as usual once a script is used up; it counts what it was asked."""
+
+    def __init__(self, mail=(), rcpt=None, data=(), refuse=()):
+        super().__init__(refuse)
+        self.scripts = {"MAIL": list(mail), "DATA": list(data)}
+        self.rcpt_scripts = {address: list(answers) for address, answers in (rcpt or {}).items()}
+        self.asked = Counter()
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        self.asked["MAIL"] += 1
+        if self.scripts["MAIL"]:
+            return self.scripts["MAIL"].pop(0)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        self.asked["RCPT"] += 1
+        script = self.rcpt_scripts.get(address)
+        if script:
+            return script.pop(0)
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.asked["DATA"] += 1
+        if self.scripts["DATA"]:
+            return self.scripts["DATA"].pop(0)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def serve_smtp():
+    """Starts an aiosmtpd server with a given handler; gives the Server to send to."""
+    controllers = []
+
+    def start(handler):
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        controllers.append(controller)
+        return outgoing.Server("127.0.0.1", port, "starttls", timeout=5.0)
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def send_all(messages, server, **options):
+    """Every Delivery, the sleeps asked for instead of taken (retries wait 1, 2 and 4 s)."""
+    sleeps = []
+    deliveries = list(outgoing.send(messages, server, sleep=sleeps.append, **options))
+    return deliveries, sleeps
+
+
+def test_a_recipient_put_off_twice_is_tried_again_until_accepted(serve_smtp):
+    handler = Scripted(rcpt={"ann@example.org": [TRY_LATER, TRY_LATER]})
+    server = serve_smtp(handler)
+    (delivery,), sleeps = send_all([message_to("ann@example.org")], server)
+    assert delivery.outcomes == {"ann@example.org": Outcome("sent", "", 3)}
+    assert (delivery.accepted, delivery.refused) == (["ann@example.org"], {})
+    assert delivery.message_id == "<1@example.org>"
+    assert sleeps == [1.0, 2.0]
+    assert handler.asked == {"MAIL": 3, "RCPT": 3, "DATA": 1}
+    assert [arrived.recipients for arrived in handler.received] == [["ann@example.org"]]
+
+
+def test_a_recipient_put_off_every_time_fails_after_three_retries(serve_smtp):
+    handler = Scripted(rcpt={"ann@example.org": [TRY_LATER] * 4})
+    server = serve_smtp(handler)
+    (delivery,), sleeps = send_all([message_to("ann@example.org")], server)
+    assert delivery.outcomes == {
+        "ann@example.org": Outcome("failed", "451 4.7.1 try later (after 3 retries)", 4)
+    }
+    assert delivery.refused == {"ann@example.org": "451 4.7.1 try later (after 3 retries)"}
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert handler.asked == {"MAIL": 4, "RCPT": 4}
+    assert handler.received == []
+
+
+def test_a_permanent_refusal_is_not_tried_again(serve_smtp):
+    handler = Scripted(refuse={"nobody@example.org"})
+    server = serve_smtp(handler)
+    (delivery,), sleeps = send_all([message_to("nobody@example.org")], server)
+    assert delivery.outcomes == {
+        "nobody@example.org": Outcome("refused", "550 5.1.1 no such mailbox here", 1)
+    }
+    assert sleeps == []
+    assert handler.asked == {"MAIL": 1, "RCPT": 1}
+
+
+def test_only_the_recipients_put_off_are_tried_again(serve_smtp):
+    handler = Scripted(rcpt={"bo@example.org": [TRY_LATER]}, refuse={"nobody@example.org"})
+    server = serve_smtp(handler)
+    message = message_to("ann@example.org", "bo@example.org", "nobody@example.org")
+    (delivery,), sleeps = send_all([message], server)
+    assert delivery.outcomes == {
+        "ann@example.org": Outcome("sent", "", 1),
+        "bo@example.org": Outcome("sent", "", 2),
+        "nobody@example.org": Outcome("refused", "550 5.1.1 no such mailbox here", 1),
+    }
+    assert delivery.accepted == ["ann@example.org", "bo@example.org"]  # as the message has them
+    assert sleeps == [1.0]
+    assert [arrived.recipients for arrived in handler.received] == [
+        ["ann@example.org"],
+        ["bo@example.org"],
+    ]
+
+
+@pytest.mark.parametrize("command", ["MAIL", "DATA"])
+def test_a_message_put_off_is_tried_again(serve_smtp, command):
+    handler = Scripted(**{command.lower(): ["451 4.3.0 busy, try later"]})
+    server = serve_smtp(handler)
+    (delivery,), sleeps = send_all([message_to("ann@example.org")], server)
+    assert delivery.outcomes == {"ann@example.org": Outcome("sent", "", 2)}
+    assert sleeps == [1.0]
+    assert handler.asked[command] == 2
+    assert len(handler.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("answers", "outcome"),
+    [
+        (["451 4.3.0 busy"] * 4,
+         Outcome("failed", "{server} answered 451 4.3.0 busy (after 3 retries)", 4)),
+        (["554 5.6.0 no thanks"], Outcome("refused", "{server} answered 554 5.6.0 no thanks", 1)),
+    ],
+)  # fmt: skip
+def test_a_message_refused_after_its_data_is_named_with_the_answer(serve_smtp, answers, outcome):
+    handler = Scripted(data=answers)
+    server = serve_smtp(handler)
+    (delivery,), _ = send_all([message_to("ann@example.org")], server)
+    expected = Outcome(outcome.status, outcome.reason.format(server=server.name), outcome.attempts)
+    assert delivery.outcomes == {"ann@example.org": expected}
+    assert handler.asked["DATA"] == outcome.attempts
+    assert handler.received == []
+
+
+class FailsOnce:
+    """A raw SMTP server (for tcp_server) that takes every message but fails once: when
+    `command` first comes (b"MAIL", b"RCPT", b"DATA"; b"." once the whole message has come),
+    it answers `answer` and goes on, or else hangs up, or falls silent (`silent`). Like a real
+    server, it refuses a MAIL in the middle of a transaction until RSET."""
+
+    def __init__(self, command: bytes, silent: bool = False, answer: bytes | None = None):
+        self.command, self.silent, self.answer, self.failed = command, silent, answer, False
+        self.connections, self.commands, self.messages = 0, [], 0
+
+    def __call__(self, connection):
+        self.connections += 1
+        stream = connection.makefile("rwb")
+        try:
+            self._converse(stream)
+        except OSError:  # the client hung up first
+            pass
+        finally:
+            stream.close()
+            connection.close()
+
+    def _converse(self, stream):
+        self._say(stream, b"220 once.example.org ESMTP")
+        in_transaction = False
+        for line in stream:
+            verb = line[:4].upper()
+            self.commands.append(verb.decode())
+            if self._fails_at(verb):
+                if self.answer is None:
+                    return self._fall_silent(stream)
+                self._say(stream, self.answer)
+            elif verb == b"MAIL" and in_transaction:
+                self._say(stream, b"503 5.5.1 Error: nested MAIL command")
+            elif verb == b"DATA":
+                self._say(stream, b"354 go ahead")
+                for body in stream:
+                    if body == b".\r\n":
+                        break
+                if self._fails_at(b"."):
+                    return self._fall_silent(stream)
+                self.messages += 1
+                in_transaction = False
+                self._say(stream, b"250 accepted")
+            elif verb == b"QUIT":
+                return self._say(stream, b"221 bye")
+            else:
+                in_transaction = (in_transaction or verb == b"MAIL") and verb != b"RSET"
+                self._say(stream, b"250 once.example.org" if verb == b"EHLO" else b"250 OK")
+        return None
+
+    def _fails_at(self, verb: bytes) -> bool:
+        if self.failed or verb != self.command:
+            return False
+        self.failed = True
+        return True
+
+    def _fall_silent(self, stream):
+        if self.silent:
+            for _ in stream:  # until the client gives up and hangs up
+                pass
+
+    @staticmethod
+    def _say(stream, line: bytes):
+        stream.write(line + b"\r\n")
+        stream.flush()
+
+
+def no_sleep(seconds: float):
+    pytest.fail(f"slept {seconds} s")
+
+
+def raw_server(address: str, timeout: float = 5.0) -> outgoing.Server:
+    host, port = address.rsplit(":", 1)
+    return outgoing.Server(host, int(port), "starttls", timeout=timeout)
+
+
+@pytest.mark.parametrize("command", [b"MAIL", b"RCPT", b"DATA"])
+def test_a_connection_dropped_before_the_message_went_is_opened_again(tcp_server, command):
+    script = FailsOnce(command)
+    server = raw_server(tcp_server(script))
+    (delivery,), sleeps = send_all([message_to("ann@example.org")], server)
+    assert delivery.outcomes == {"ann@example.org": Outcome("sent", "", 2)}
+    assert sleeps == [1.0]
+    assert (script.connections, script.messages) == (2, 1)
+
+
+def test_a_data_command_put_off_is_tried_again_after_a_reset(tcp_server):
+    script = FailsOnce(b"DATA", answer=b"451 4.3.0 not now")
+    server = raw_server(tcp_server(script))
+    (delivery,), sleeps = send_all([message_to("ann@example.org")], server)
+    assert delivery.outcomes == {"ann@example.org": Outcome("sent", "", 2)}
+    assert sleeps == [1.0]
+    assert (script.connections, script.messages) == (1, 1)
+    assert script.commands == ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA",
+                               "QUIT"]  # fmt: skip
+
+
+def test_a_server_that_falls_silent_once_is_tried_again_on_a_new_connection(tcp_server):
+    script = FailsOnce(b"RCPT", silent=True)
+    server = raw_server(tcp_server(script), timeout=0.3)
+    (delivery,), sleeps = send_all([message_to("ann@example.org")], server)
+    assert delivery.outcomes == {"ann@example.org": Outcome("sent", "", 2)}
+    assert sleeps == [1.0]
+    assert (script.connections, script.messages) == (2, 1)
+
+
+def test_an_answer_lost_after_the_whole_message_went_is_not_sent_again(tcp_server):
+    script = FailsOnce(b".")
+    server = raw_server(tcp_server(script))
+    messages = [message_to("ann@example.org"), message_to("bo@example.org", number=2)]
+    first, second = outgoing.send(messages, server, sleep=no_sleep)
+    assert first.outcomes == {
+        "ann@example.org": Outcome("unknown", f"{server.name} closed the connection", 1)
+    }
+    assert second.outcomes == {"bo@example.org": Outcome("sent", "", 1)}  # on a new connection
+    assert script.connections == 2
+    assert script.commands.count("DATA") == 2
+
+
+def test_each_delivery_is_known_before_the_next_message_goes(serve_smtp):
+    handler = Scripted()
+    server = serve_smtp(handler)
+    messages = [message_to("ann@example.org"), message_to("bo@example.org", number=2)]
+    deliveries = outgoing.send(messages, server)
+    first = next(deliveries)
+    assert (first.accepted, first.message_id) == (["ann@example.org"], "<1@example.org>")
+    assert [arrived.recipients for arrived in handler.received] == [["ann@example.org"]]
+    (second,) = deliveries
+    assert (second.accepted, second.message_id) == (["bo@example.org"], "<2@example.org>")
+    assert len(handler.received) == 2
+
+
+class FakeTime:
+    """A clock that moves only when slept on, or when a test moves it."""
+
+    def __init__(self):
+        self.now, self.sleeps = 0.0, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class TakesHalfASecond(Scripted):
+    """Each message it accepts takes half a second of the fake clock."""
+
+    def __init__(self, fake: FakeTime, **scripts):
+        super().__init__(**scripts)
+        self.fake = fake
+
+    async def handle_DATA(self, server, session, envelope):
+        self.fake.now += 0.5
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_rate_spaces_the_messages_from_start_to_start(serve_smtp):
+    fake = FakeTime()
+    handler = TakesHalfASecond(fake)
+    server = serve_smtp(handler)
+    messages = [message_to("ann@example.org", number=number) for number in (1, 2, 3)]
+    deliveries = list(outgoing.send(messages, server, rate=30, clock=fake.clock, sleep=fake.sleep))
+    assert [delivery.ok for delivery in deliveries] == [True, True, True]
+    assert fake.sleeps == [1.5, 1.5]  # 2 s apart at 30 a minute, each taking 0.5 s
+
+
+def test_a_retry_waits_for_its_delay_and_for_the_rate(serve_smtp):
+    fake = FakeTime()
+    handler = TakesHalfASecond(fake, rcpt={"bo@example.org": [TRY_LATER]})
+    server = serve_smtp(handler)
+    messages = [message_to(to, number=n) for n, to in enumerate(["ann@example.org",
+                "bo@example.org", "cy@example.org"], start=1)]  # fmt: skip
+    deliveries = list(outgoing.send(messages, server, rate=30, clock=fake.clock, sleep=fake.sleep))
+    assert [d.outcomes for d in deliveries] == [
+        {"ann@example.org": Outcome("sent", "", 1)},
+        {"bo@example.org": Outcome("sent", "", 2)},
+        {"cy@example.org": Outcome("sent", "", 1)},
+    ]
+    assert fake.sleeps == [1.5, 2.0, 1.5]  # bo's retry: 1 s of delay, but 2 s for the rate
+
+
+def test_without_a_rate_messages_go_at_once(serve_smtp):
+    fake = FakeTime()
+    server = serve_smtp(TakesHalfASecond(fake))
+    messages = [message_to("ann@example.org", number=number) for number in (1, 2, 3)]
+    list(outgoing.send(messages, server, clock=fake.clock, sleep=fake.sleep))
+    assert fake.sleeps == []
