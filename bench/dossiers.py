@@ -27,7 +27,7 @@ from pathlib import Path
 
 from renderer.config import Config
 from renderer.engine import measure_sheet
-from renderer.fitting import FULL, MAX_SCALE, MIN_SCALE, PageModel
+from renderer.fitting import FULL, LINE, MAX_SCALE, MIN_SCALE, PageModel
 from renderer.layouts import Layout
 from renderer.problems import InvalidInput
 from renderer.records import load_catalog
@@ -42,7 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", default="classified", help="A layout by name or folder.")
     parser.add_argument("--count", default=40, type=int, help="Generated records.")
-    parser.add_argument("--rounds", default=5, type=int, help="Interleaved rounds of the cost.")
+    parser.add_argument(
+        "--rounds", default=5, type=int, help="Interleaved rounds of the cost (0: none)."
+    )
     parser.add_argument("--seed", default=1, type=int)
     parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args()
@@ -52,7 +54,8 @@ def main() -> None:
         print(calibrated_model(records, config))
         return
     report_fitting(records, config)
-    report_cost(config, args.rounds)
+    if args.rounds:
+        report_cost(config, args.rounds)
 
 
 def generated_records(count: int, seed: int) -> list:
@@ -71,7 +74,7 @@ def generated_records(count: int, seed: int) -> list:
 
 
 def report_fitting(records: list, config: Config) -> None:
-    fills, passes, refused, at_largest = [], [], [], 0
+    fills, passes, refused, at_largest, opened = [], [], [], 0, []
     for record in records:
         try:
             report = render_dossier_report(record, config)
@@ -79,6 +82,8 @@ def report_fitting(records: list, config: Config) -> None:
             refused.append(f"{word_count(record)} words: {error.problems[0].message}")
             continue
         passes.append(report.passes)
+        if report.opened:
+            opened.append(report.opened / (LINE * report.scale))
         if report.scale >= MAX_SCALE:
             at_largest += 1  # short: the largest type, whatever the fill
         else:
@@ -94,6 +99,11 @@ def report_fitting(records: list, config: Config) -> None:
         f" 10% {deciles[0]:.3f}, median {statistics.median(fills):.3f}, max {max(fills):.3f};"
         f" under {FULL:.0%}: {sum(fill < FULL for fill in fills)}"
     )
+    if opened:
+        print(
+            f"  spread (spread.py): {len(opened)} pages; the widest gap opened by a median of"
+            f" {statistics.median(opened):.2f} lines of body text, at most {max(opened):.2f}"
+        )
     print(f"  at the largest type: {at_largest}; refused as too long: {len(refused)}")
     for line in refused:
         print(f"    {line}")

@@ -22,7 +22,7 @@ FORMAT = b"dossier-cache 1"
 RENDERING_MODULES = (
     "__init__", "config", "context", "contract", "engine", "fileio", "fitting", "fontmerge",
     "inputfiles", "layouts",
-    "model", "problems", "qr", "render", "slots", "cache",
+    "model", "problems", "qr", "render", "slots", "spread", "cache",
 )  # fmt: skip
 PACKAGE_DIR = Path(__file__).parent
 

@@ -19,9 +19,10 @@ import weasyprint
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
+from . import spread
 from .contract import DOSSIER_TEMPLATE, SHEET_ID
 from .fileio import os_reason
-from .fitting import Measure, Search, TextSize
+from .fitting import Measure, Search, TextSize, widest_gap
 from .layouts import (
     FONTS_CSS,
     Layout,
@@ -69,6 +70,7 @@ class Fitted:
     scale: float
     passes: int
     fill: float
+    opened: float = 0.0  # CSS px the widest gap was opened up by to fill the page (spread.py)
 
 
 class Engine:
@@ -140,7 +142,9 @@ class Engine:
             if search.record(measure):
                 break
         if fitted is not None:
-            return Fitted(fitted.document, fitted.scale, search.passes, fitted.fill)
+            opened = spread_page(fitted.document, fitted.scale)
+            fill = measure_sheet(fitted.document).fill if opened else fitted.fill
+            return Fitted(fitted.document, fitted.scale, search.passes, fill, opened)
         if measure.available <= 0 or measure.used <= measure.available + 0.01:
             raise InvalidInput([self.layout_problem(measure)])
         message = (
@@ -172,8 +176,23 @@ def variant_options(variant: str | None) -> dict:
     return {"pdf_variant": variant}
 
 
+def spread_page(document: weasyprint.Document, scale: float) -> float:
+    """Fill the page by opening up the gaps in its columns, the widest by no more than fitting
+    allows; how far it opened (CSS px), 0 when it could not."""
+    planned = spread.plan(document, _sheets)
+    if planned is None:
+        return 0.0
+    room = min(planned.room, planned.room_for(widest_gap(scale)))
+    if room <= 0:
+        return 0.0
+    opened = planned.largest_gap(room)
+    spread.apply(document, planned, room)
+    return opened
+
+
 def measure_sheet(document: weasyprint.Document) -> Measure | None:
-    """How much of the page the sheet takes; None when the layout has no sheet."""
+    """How much of the page the sheet takes, and how far spreading would open its gaps to
+    fill it; None when the layout has no sheet."""
     fragments = [(page, box) for page in document.pages for box in _sheets(page._page_box)]
     if not fragments:
         return None
@@ -186,10 +205,12 @@ def measure_sheet(document: weasyprint.Document) -> Measure | None:
         first_used = _content_bottom(first) - first.position_y
     else:
         first_used = first.margin_height()
+    planned = spread.plan(document, _sheets) if len(fragments) == 1 else None
     return Measure(
         pages=len(document.pages),
         used=first_used + sum(box.margin_height() for _, box in fragments[1:]),
         available=available,
+        spread=planned.largest_gap() if planned is not None else None,
     )
 
 

@@ -17,7 +17,14 @@ MIN_SCALE = math.ceil(6.5 / BODY_PT * 1e4) / 1e4  # body text 6.5 pt: the smalle
 MAX_SCALE = 1.25  # larger type looks like a poster, not a case file
 FULL = 0.96  # a page filled to 96% of its height is full: larger type would not fit
 AIM = 0.98  # the fill each estimate aims at: above FULL, with room for the estimate's error
+# the first estimate aims lower: a page that fits is filled by spreading (SPREAD_LINES), and
+# one that overflows takes another pass
+FIRST_AIM = 0.95
 MAX_PASSES = 5
+# A page that fits is filled by opening up the gaps in its columns (spread.py), as far as the
+# widest gap opening by SPREAD_LINES lines of body text: no further layout pass is needed then.
+SPREAD_LINES = 1.5
+LINE = BODY_PT * 4 / 3 * 1.15  # CSS px of a line of body text at scale 1
 # Without a layout's own page model: its labels take about as much room as FIXED_TEXT characters.
 FIXED_TEXT = 1400
 
@@ -41,6 +48,7 @@ class Measure:
     pages: int
     used: float
     available: float
+    spread: float | None = None  # how far the widest gap opens up to fill the page; None: never
 
     @property
     def fits(self) -> bool:
@@ -104,9 +112,9 @@ def clamp(scale: float) -> float:
 
 
 def first_scale(size: TextSize, model: PageModel) -> float:
-    """The scale the model says fills AIM of the page. A fixed guess, not one learned from
-    earlier renders, keeps a PDF a function of its input alone."""
-    return clamp(model.scale_for(AIM, size))
+    """The scale the model says fills FIRST_AIM of the page. A fixed guess, not one learned
+    from earlier renders, keeps a PDF a function of its input alone."""
+    return clamp(model.scale_for(FIRST_AIM, size))
 
 
 def next_scale(scale: float, measure: Measure, size: TextSize, model: PageModel) -> float:
@@ -118,9 +126,16 @@ def next_scale(scale: float, measure: Measure, size: TextSize, model: PageModel)
     return clamp(model.scale_for(AIM / error, size))
 
 
+def widest_gap(scale: float) -> float:
+    """How far a gap may open up to fill a page at this scale (CSS px)."""
+    return SPREAD_LINES * LINE * scale
+
+
 def is_full(scale: float, measure: Measure) -> bool:
-    """One page that needs no larger type: full enough, or at the largest type already."""
-    return measure.fits and (measure.fill >= FULL or scale >= MAX_SCALE)
+    """One page that needs no larger type: full enough, at the largest type already, or one
+    that spreading fills."""
+    spreads = measure.spread is not None and measure.spread <= widest_gap(scale)
+    return measure.fits and (measure.fill >= FULL or scale >= MAX_SCALE or spreads)
 
 
 @dataclass

@@ -22,6 +22,7 @@ class RenderedDossier:
     scale: float
     passes: int
     fill: float  # of the page's height, measured on the laid-out boxes
+    opened: float = 0.0  # CSS px the widest gap was opened up by to fill the page
 
     @property
     def pdf(self) -> bytes:
@@ -80,7 +81,8 @@ def render_dossier_report(
     where = engine.layout.shown_path(DOSSIER_TEMPLATE)
     pdf, slots = cut_slots(written, open_slots(fitted.document), where)
     single = stamped(pdf, slots, printed_alone, links=lambda uri: single_link(uri, config))
-    return RenderedDossier(Typeset(pdf, slots, single), fitted.scale, fitted.passes, fitted.fill)
+    typeset = Typeset(pdf, slots, single)
+    return RenderedDossier(typeset, fitted.scale, fitted.passes, fitted.fill, fitted.opened)
 
 
 def printed_alone(slot: str) -> dict[str, int] | None:

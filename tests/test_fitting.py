@@ -11,6 +11,7 @@ import pytest
 from renderer.fitting import (
     AIM,
     BODY_PT,
+    FIRST_AIM,
     FULL,
     MAX_PASSES,
     MAX_SCALE,
@@ -23,6 +24,7 @@ from renderer.fitting import (
     first_scale,
     is_full,
     next_scale,
+    widest_gap,
 )
 
 
@@ -60,7 +62,7 @@ def test_the_first_guess_shrinks_as_the_text_grows():
     assert first_scale(TextSize(10), MODEL) == MAX_SCALE
     assert first_scale(TextSize(10**6), MODEL) == MIN_SCALE
     assert MODEL.fill(first_scale(TextSize(6000), MODEL), TextSize(6000)) == pytest.approx(
-        AIM, abs=0.02
+        FIRST_AIM, abs=0.02
     )
 
 
@@ -120,3 +122,18 @@ def test_fitting_does_not_load_weasyprint():
     code = "import sys, renderer.fitting; print('weasyprint' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert loaded.stdout.strip() == "False", loaded.stderr
+
+
+def test_a_page_that_spreading_fills_needs_no_other_pass():
+    """A page 90% full whose gaps open up by less than SPREAD_LINES lines is full; one whose
+    gaps would open up further, or that cannot be spread, is not."""
+    limit = widest_gap(0.9)
+    assert is_full(0.9, Measure(1, 900, 1000, spread=limit * 0.9))
+    assert not is_full(0.9, Measure(1, 900, 1000, spread=limit * 1.1))
+    assert not is_full(0.9, Measure(1, 900, 1000, spread=None))
+    assert not is_full(0.9, Measure(2, 1100, 1000, spread=1.0))  # overflowing: no spreading
+    assert widest_gap(1.2) > widest_gap(0.8)  # in lines of the body text, which grows
+
+
+def test_the_first_guess_aims_under_a_full_page_and_spreading_makes_up_the_rest():
+    assert FIRST_AIM < FULL < AIM

@@ -175,7 +175,7 @@ def test_every_catalog_record_renders_to_one_page_in_few_passes():
             CONFIG.specimen_url(r.target) for r in entry.record.related
         ), entry.slug
         passes.append(report.passes)
-    assert sum(passes) / len(passes) <= 2
+    assert sum(passes) / len(passes) <= 1.3  # most pages fill by spreading, in one pass
 
 
 def test_body_text_is_never_under_6_5_pt_and_the_page_has_no_raster_images(seed):
