@@ -179,7 +179,7 @@ def variant_options(variant: str | None) -> dict:
 def spread_page(document: weasyprint.Document, scale: float) -> float:
     """Fill the page by opening up the gaps in its columns, the widest by no more than fitting
     allows; how far it opened (CSS px), 0 when it could not."""
-    planned = spread.plan(document, _sheets)
+    planned = spread.plan(document, sheet_boxes)
     if planned is None:
         return 0.0
     room = min(planned.room, planned.room_for(widest_gap(scale)))
@@ -193,7 +193,7 @@ def spread_page(document: weasyprint.Document, scale: float) -> float:
 def measure_sheet(document: weasyprint.Document) -> Measure | None:
     """How much of the page the sheet takes, and how far spreading would open its gaps to
     fill it; None when the layout has no sheet."""
-    fragments = [(page, box) for page in document.pages for box in _sheets(page._page_box)]
+    fragments = [(page, box) for page in document.pages for box in sheet_boxes(page._page_box)]
     if not fragments:
         return None
     first_page, first = fragments[0]
@@ -205,7 +205,7 @@ def measure_sheet(document: weasyprint.Document) -> Measure | None:
         first_used = _content_bottom(first) - first.position_y
     else:
         first_used = first.margin_height()
-    planned = spread.plan(document, _sheets) if len(fragments) == 1 else None
+    planned = spread.plan(document, sheet_boxes) if len(fragments) == 1 else None
     return Measure(
         pages=len(document.pages),
         used=first_used + sum(box.margin_height() for _, box in fragments[1:]),
@@ -224,14 +224,15 @@ def _content_bottom(box) -> float:
     return inner + box.padding_bottom + box.border_bottom_width + box.margin_bottom
 
 
-def _sheets(box):
-    """The outermost boxes of the sheet element (its lines of text share its element)."""
+def sheet_boxes(box):
+    """The outermost boxes of the sheet element under `box` (its lines of text share its
+    element)."""
     element = getattr(box, "element", None)
     if element is not None and element.get("id") == SHEET_ID:
         yield box
         return
     for child in getattr(box, "children", ()):
-        yield from _sheets(child)
+        yield from sheet_boxes(child)
 
 
 def attachment(name: str, data: bytes, when: dt.date | None, description: str):

@@ -46,9 +46,8 @@ class Column:
 
 @dataclass
 class Plan:
-    """How one page would be spread: the room under the sheet, and its columns."""
+    """How a one-page document would be spread: the room under the sheet, and its columns."""
 
-    page: int
     sheet: object
     container: object  # the multi-column block
     room: float  # CSS px between the sheet's bottom and the page's
@@ -77,8 +76,9 @@ class Plan:
 
 
 def plan(document, sheets) -> Plan | None:
-    """How the one page of `document` could be spread; None when it cannot (no columns, more
-    than one page, or a column with nothing to open up)."""
+    """How the one page of `document` could be spread, its sheet found by `sheets` (the
+    engine's `sheet_boxes`); None when it cannot (no columns, more than one page, or a column
+    with nothing to open up)."""
     if len(document.pages) != 1:
         return None
     page_box = document.pages[0]._page_box
@@ -93,12 +93,12 @@ def plan(document, sheets) -> Plan | None:
     planned = [_column(box) for box in columns]
     if room < 0 or any(column.units == 0 for column in planned):
         return None
-    return Plan(0, sheet, container, room, planned)
+    return Plan(sheet, container, room, planned)
 
 
 def apply(document, planned: Plan, room: float) -> None:
     """Share `room` (at most the plan's) out between the gaps, and make the page again."""
-    page_box = document.pages[planned.page]._page_box
+    page_box = document.pages[0]._page_box
     _lower_what_follows(planned.sheet, planned.container, room)
     container_bottom = planned.container.content_box_y() + planned.container.height
     for column in planned.columns:
@@ -111,7 +111,7 @@ def apply(document, planned: Plan, room: float) -> None:
                 _grow(section.path, unit * section.inner_units)
         column.box.height += room
     _lay_backgrounds_again(page_box, planned.sheet)
-    document.pages[planned.page] = Page(page_box)  # its links and anchors, where they are now
+    document.pages[0] = Page(page_box)  # its links and anchors, where they are now
 
 
 def _columns_in(box):

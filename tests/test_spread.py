@@ -12,7 +12,7 @@ import zxingcpp
 
 from renderer import spread
 from renderer.config import Config
-from renderer.engine import _sheets, measure_sheet
+from renderer.engine import measure_sheet, sheet_boxes
 from renderer.fitting import LINE
 from renderer.layouts import Layout
 from renderer.records import load_record
@@ -36,7 +36,7 @@ def test_a_spread_page_ends_at_the_bottom_with_every_text_and_no_overlap(layout)
     engine, document = laid_out(layout)
     overlapping_before = overlapping_words(engine.write_document(document))  # upright text
     before = measure_sheet(document)
-    planned = spread.plan(document, _sheets)
+    planned = spread.plan(document, sheet_boxes)
     assert before.fits and before.fill < 0.95 and planned is not None
     spread.apply(document, planned, planned.room)
     after = measure_sheet(document)
@@ -72,7 +72,7 @@ def overlapping_words(pdf: bytes) -> list:
 
 def test_a_heading_keeps_to_what_follows_it():
     _, document = laid_out("classified")
-    planned = spread.plan(document, _sheets)
+    planned = spread.plan(document, sheet_boxes)
     gaps_before = heading_gaps(document)
     spread.apply(document, planned, planned.room)
     assert heading_gaps(document) == pytest.approx(gaps_before, abs=0.01)
@@ -141,13 +141,13 @@ def test_a_sheet_without_columns_is_not_spread(tmp_path):
     css = tmp_path / "plain" / "memo.css"
     css.write_text(css.read_text() + "\n.body { columns: 1; }\n")
     _, document = laid_out(str(tmp_path / "plain"))
-    assert spread.plan(document, _sheets) is None
+    assert spread.plan(document, sheet_boxes) is None
 
 
 def test_backgrounds_are_painted_where_their_boxes_now_are():
     """WeasyPrint places backgrounds when it lays a page out; spreading places them again."""
     _, document = laid_out("classified")
-    planned = spread.plan(document, _sheets)
+    planned = spread.plan(document, sheet_boxes)
     spread.apply(document, planned, planned.room)
     misplaced = []
 
