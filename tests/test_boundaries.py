@@ -68,7 +68,8 @@ def commands_for(path: Path, folder: Path) -> list[list[str]]:
             ["compendium", "--layout", str(path), "--records", str(records), "--out",
              str(out / "c.pdf"), "--cache", str(out / "c"), *common],
             ["mail", SEED_SLUG, "--to", "a@example.org", "--layout", str(path), "--records",
-             str(records), "--eml-dir", str(out / "m"), "--cache", str(out / "c"), *common],
+             str(records), "--eml-dir", str(out / "m"), "--cache", str(out / "c"), "--ledger",
+             str(out / "ledger.jsonl"), *common],
         ]  # fmt: skip
     lone = folder / "lone"
     lone.mkdir()
@@ -84,7 +85,7 @@ def commands_for(path: Path, folder: Path) -> list[list[str]]:
          str(out / "c"), *common],
         ["build", "--records", str(lone), "--out", str(out / "b"), *common],
         ["mail", str(copy), "--to", "a@example.org", "--eml-dir", str(out / "m"), "--cache",
-         str(out / "c"), *common],
+         str(out / "c"), "--ledger", str(out / "ledger.jsonl"), *common],
         ["import", str(path), "--records", str(folder / "imported")],
     ]  # fmt: skip
 

@@ -153,7 +153,7 @@ def test_module_entry_point():
 def test_render_writes_one_pdf_per_record(tmp_path: Path):
     from tests import pdfs
 
-    result = run("render", "sdet", SEED_YAML, "--out", tmp_path)
+    result = run("render", "sdet", SEED_YAML, "--out", tmp_path, "--cache", tmp_path / "cache")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [f"{tmp_path}/{SEED_SLUG}.pdf", f"{tmp_path}/sdet.pdf"]
     assert pdfs.page_sizes((tmp_path / "sdet.pdf").read_bytes()) == [(595.3, 841.9)]
@@ -188,17 +188,20 @@ def test_render_of_a_record_too_long_writes_no_pdf(tmp_path: Path):
     source = tmp_path / f"{SEED_SLUG}.yaml"
     source.write_text(yaml.safe_dump(data), encoding="utf-8")
     out = tmp_path / "out"
-    result = run("render", source, "--out", out)
+    result = run("render", source, "--out", out, "--cache", tmp_path / "cache")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"{source}: does not fit on one page even at the smallest")
     assert not out.exists() or list(out.iterdir()) == []
+
+
+RENDER_SDET = [sys.executable, "-m", "renderer", "render", "sdet"]
 
 
 def test_rendering_is_reproducible_across_processes(tmp_path: Path):
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):
         subprocess.run(
-            [sys.executable, "-m", "renderer", "render", "sdet", "--out", str(out)],
+            [*RENDER_SDET, "--out", str(out), "--cache", str(out / "cache")],
             check=True,
             capture_output=True,
         )
